@@ -1,0 +1,461 @@
+//! Command implementations for the binary: call the library, print, choose the exit code.
+//! Exit codes: 0 consistent / done, 1 drift or work to do, 2 error (returned as `Err`).
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use shardsync::check::{check as check_datasets, schema_drift, verify_store, CheckOptions};
+use shardsync::cli::{Format, SyncArgs, VerifyArg};
+use shardsync::diff::State;
+use shardsync::manifest::{self, BuildOptions};
+use shardsync::progress::Progress;
+use shardsync::report::Report;
+use shardsync::sync::{prepare, sync, SyncOptions};
+use shardsync::verify::VerifyMode;
+use shardsync::{Dataset, OpenOptions};
+
+fn human(n: u64) -> String {
+    indicatif::HumanBytes(n).to_string()
+}
+
+pub async fn manifest_build(
+    ds: &Dataset,
+    out: Option<&Path>,
+    jobs: usize,
+    progress: Progress,
+    quiet: bool,
+    json: bool,
+) -> Result<u8> {
+    let previous = manifest::load(ds).await?;
+    let opts = BuildOptions {
+        concurrency: jobs.max(1),
+        progress,
+    };
+    let built = manifest::build_manifest(ds, previous.as_ref().map(|p| &p.manifest), &opts).await?;
+    let m = &built.manifest;
+    manifest::save(ds, m).await?;
+    if let Some(out) = out {
+        manifest::save_file(out, m)?;
+    }
+    let drift = schema_drift(&m.shards);
+    for (path, schema, majority) in &drift {
+        eprintln!("warning: {path}: schema {schema} differs from the dataset's majority schema {majority}");
+    }
+    if json {
+        let v = serde_json::json!({
+            "dataset": ds.url,
+            "manifest": format!("{}/{}", ds.url, shardsync::store::MANIFEST_KEY),
+            "digest": m.digest,
+            "totals": m.totals,
+            "hashed": built.hashed,
+            "reused": built.reused,
+            "bytes_hashed": built.bytes_hashed,
+            "schema_drift": drift.iter().map(|d| &d.0).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else if !quiet {
+        println!(
+            "{}: {} objects ({} Parquet shards, {} rows, {}); hashed {} ({}), reused {}",
+            ds.url,
+            m.totals.files,
+            m.totals.shards,
+            m.totals.rows,
+            human(m.totals.bytes),
+            built.hashed,
+            human(built.bytes_hashed),
+            built.reused
+        );
+        println!("digest {}", m.digest);
+        println!("wrote {}/{}", ds.url, shardsync::store::MANIFEST_KEY);
+    }
+    Ok(0)
+}
+
+pub async fn diff(
+    src: &Dataset,
+    dst: &Dataset,
+    jobs: usize,
+    format: Format,
+    progress: Progress,
+) -> Result<u8> {
+    let opts = SyncOptions::default()
+        .with_concurrency(jobs)
+        .with_progress(progress);
+    let prepared = prepare(src, dst, &opts).await?;
+    let plan = &prepared.plan;
+    let counts = plan.counts();
+    match format {
+        Format::Json => {
+            let items: Vec<_> = plan
+                .items
+                .iter()
+                .map(|i| {
+                    serde_json::json!({
+                        "path": i.path,
+                        "state": i.state,
+                        "src_size": i.src.as_ref().map(|s| s.stat.size),
+                        "dst_size": i.dst.as_ref().map(|d| d.size),
+                    })
+                })
+                .collect();
+            let v = serde_json::json!({"src": src.url, "dst": dst.url, "counts": counts, "items": items});
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        }
+        Format::Text | Format::Markdown => {
+            println!(
+                "{} -> {}: {} new, {} changed, {} missing, {} extra, {} same",
+                src.url, dst.url, counts.new, counts.changed, counts.missing, counts.extra, counts.same
+            );
+            for i in plan.items.iter().filter(|i| i.state != State::Same) {
+                let size = i
+                    .src
+                    .as_ref()
+                    .map(|s| s.stat.size)
+                    .or(i.dst.as_ref().map(|d| d.size))
+                    .unwrap_or(0);
+                println!("  {:<8} {:>10}  {}", i.state.as_str(), human(size), i.path);
+            }
+        }
+    }
+    Ok(if plan.is_clean() { 0 } else { 1 })
+}
+
+pub fn sync_options(a: &SyncArgs, progress: Progress) -> SyncOptions {
+    SyncOptions {
+        write_source_manifest: !a.no_source_write,
+        ..SyncOptions::default()
+    }
+    .with_full(a.full)
+    .with_delete(a.delete)
+    .with_dry_run(a.dry_run)
+    .with_concurrency(a.jobs)
+    .with_verify(match a.verify {
+        VerifyArg::Size => VerifyMode::Size,
+        VerifyArg::Deep => VerifyMode::Deep,
+    })
+    .with_part_size(usize::try_from(a.part_size).unwrap_or(usize::MAX))
+    .with_progress(progress)
+}
+
+fn write_report(path: &Path, report: &Report) -> Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, report.to_json()).with_context(|| format!("writing report {}", path.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing report {}", path.display()))?;
+    Ok(())
+}
+
+pub async fn sync_once(
+    src: &Dataset,
+    dst: &Dataset,
+    opts: &SyncOptions,
+    report_path: Option<&Path>,
+    quiet: bool,
+    json: bool,
+) -> Result<u8> {
+    let outcome = sync(src, dst, opts).await?;
+    let report = &outcome.report;
+    if let Some(p) = report_path {
+        write_report(p, report)?;
+    }
+    if json {
+        println!("{}", report.to_json());
+    } else if !quiet {
+        if opts.dry_run {
+            for i in outcome.plan.items.iter().filter(|i| i.state != State::Same) {
+                println!("  would {:<7} {}", verb(i.state), i.path);
+            }
+        }
+        print!("{}", report.render_text(std::io::stdout().is_terminal()));
+    }
+    if report.shards_failed > 0 {
+        let names: Vec<_> = report
+            .findings
+            .iter()
+            .filter(|f| f.kind != shardsync::report::FindingKind::Extra)
+            .map(|f| format!("{}: {}", f.path, f.detail))
+            .collect();
+        bail!(
+            "{} shard(s) failed:\n  {}",
+            report.shards_failed,
+            names.join("\n  ")
+        );
+    }
+    if opts.dry_run {
+        let work = outcome.plan.items.iter().any(|i| {
+            i.state.needs_copy()
+                || (opts.full && i.state == State::Same)
+                || (opts.delete && i.state == State::Extra)
+        });
+        return Ok(if work { 1 } else { 0 });
+    }
+    Ok(0)
+}
+
+fn verb(s: State) -> &'static str {
+    match s {
+        State::New | State::Missing => "copy",
+        State::Changed => "update",
+        State::Extra => "extra",
+        _ => "check",
+    }
+}
+
+fn emit(report: &Report, format: Format) -> Result<()> {
+    match format {
+        Format::Json => println!("{}", report.to_json()),
+        Format::Text => print!("{}", report.render_text(std::io::stdout().is_terminal())),
+        Format::Markdown => print!("{}", report.render_markdown()),
+    }
+    // CI summaries: GitHub Actions shows whatever is appended here on the run's page.
+    if let Some(p) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&p)
+            .with_context(|| format!("appending to GITHUB_STEP_SUMMARY {}", Path::new(&p).display()))?;
+        f.write_all(report.render_markdown().as_bytes())?;
+    }
+    Ok(())
+}
+
+pub async fn check(
+    src: &Dataset,
+    dst: &Dataset,
+    deep: bool,
+    jobs: usize,
+    format: Format,
+    progress: Progress,
+) -> Result<u8> {
+    let opts = CheckOptions {
+        deep,
+        concurrency: jobs.max(1),
+        progress,
+    };
+    let report = check_datasets(src, dst, &opts).await?;
+    emit(&report, format)?;
+    Ok(if report.consistent { 0 } else { 1 })
+}
+
+pub async fn verify(ds: &Dataset, deep: bool, jobs: usize, format: Format, progress: Progress) -> Result<u8> {
+    let opts = CheckOptions {
+        deep,
+        concurrency: jobs.max(1),
+        progress,
+    };
+    let report = verify_store(ds, &opts).await?;
+    emit(&report, format)?;
+    Ok(if report.consistent { 0 } else { 1 })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Incremental syncs in a loop; one summary line per cycle. Errors back off and retry.
+pub async fn watch(
+    src: &Dataset,
+    dst: &Dataset,
+    opts: &SyncOptions,
+    interval: Duration,
+    cycles: Option<u64>,
+    json: bool,
+    quiet: bool,
+) -> Result<u8> {
+    use std::sync::atomic::Ordering;
+    let mut cycle = 0u64;
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        cycle += 1;
+        let started = Instant::now();
+        let result = sync(src, dst, opts).await;
+        let mut wait = interval;
+        match &result {
+            Ok(o) => {
+                backoff = Duration::from_secs(1);
+                let r = &o.report;
+                if json {
+                    let line = serde_json::json!({
+                        "cycle": cycle,
+                        "consistent": r.consistent,
+                        "shards_total": r.shards_total,
+                        "shards_copied": r.shards_copied,
+                        "shards_failed": r.shards_failed,
+                        "shards_deleted": r.shards_deleted,
+                        "bytes_copied": r.bytes_copied,
+                        "elapsed_seconds": r.elapsed_seconds,
+                        "dst_digest": r.dst_digest,
+                    });
+                    println!("{line}");
+                } else if !quiet {
+                    println!(
+                        "cycle {cycle}: {} copied ({}), {} skipped, {} failed, {} deleted in {:.2}s; {}",
+                        r.shards_copied,
+                        human(r.bytes_copied),
+                        r.shards_skipped,
+                        r.shards_failed,
+                        r.shards_deleted,
+                        started.elapsed().as_secs_f64(),
+                        if r.consistent {
+                            "consistent"
+                        } else {
+                            "not yet consistent"
+                        }
+                    );
+                }
+            }
+            Err(e) => {
+                if json {
+                    println!("{}", serde_json::json!({"cycle": cycle, "error": e.to_string()}));
+                } else {
+                    eprintln!("cycle {cycle}: error: {e}; retrying in {}s", backoff.as_secs());
+                }
+                wait = backoff.min(interval.max(Duration::from_secs(1)));
+                backoff = (backoff * 2).min(Duration::from_secs(300));
+            }
+        }
+        let _ = std::io::stdout().flush();
+        if opts.cancel.load(Ordering::SeqCst) || cycles.is_some_and(|c| cycle >= c) {
+            return Ok(0);
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        while tokio::time::Instant::now() < deadline {
+            if opts.cancel.load(Ordering::SeqCst) {
+                return Ok(0);
+            }
+            tokio::time::sleep(Duration::from_millis(100).min(wait)).await;
+        }
+    }
+}
+
+/// The whole loop on local folders.
+pub async fn demo(
+    dir: Option<&Path>,
+    shards: usize,
+    rows: usize,
+    progress: Progress,
+    color: bool,
+) -> Result<u8> {
+    let base = match dir {
+        Some(d) => d.to_path_buf(),
+        None => std::env::temp_dir().join(format!("shardsync-demo-{}", std::process::id())),
+    };
+    let a = base.join("region-a");
+    let b = base.join("region-b");
+    for d in [&a, &b] {
+        if d.exists() {
+            std::fs::remove_dir_all(d).with_context(|| format!("clearing {}", d.display()))?;
+        }
+    }
+    let seed = 42;
+    println!(
+        "1. writing a synthetic tokenized dataset ({shards} shards x {rows} rows) to {}",
+        a.display()
+    );
+    let (a2, total) = {
+        let a = a.clone();
+        tokio::task::spawn_blocking(move || {
+            shardsync::demo::write_dataset(&a, shards, rows, seed).map(|t| (a, t))
+        })
+        .await??
+    };
+    println!("   {} written", human(total));
+    let open = |p: &Path, create| {
+        Dataset::open(
+            &p.display().to_string(),
+            &OpenOptions {
+                options: vec![],
+                create_local: create,
+            },
+        )
+    };
+    let src = open(&a2, false)?;
+    let dst = open(&b, true)?;
+
+    println!("2. building the manifest of region-a");
+    let built = manifest::build_manifest(
+        &src,
+        None,
+        &BuildOptions {
+            concurrency: 8,
+            progress: progress.clone(),
+        },
+    )
+    .await?;
+    manifest::save(&src, &built.manifest).await?;
+    println!(
+        "   {} objects, {} rows, digest {}",
+        built.manifest.totals.files,
+        built.manifest.totals.rows,
+        &built.manifest.digest[..16]
+    );
+
+    let opts = SyncOptions::default().with_progress(progress.clone());
+    println!("3. first sync region-a -> region-b (everything is new)");
+    let r1 = sync(&src, &dst, &opts).await?.report;
+    println!(
+        "   copied {} shards ({}), verified, committed",
+        r1.shards_copied,
+        human(r1.bytes_copied)
+    );
+
+    let changed: Vec<usize> = [1usize, 7, 13].into_iter().filter(|&s| s < shards).collect();
+    println!(
+        "4. rewriting {} shards in region-a (a new data version)",
+        changed.len()
+    );
+    {
+        let a = a.clone();
+        let changed = changed.clone();
+        tokio::task::spawn_blocking(move || shardsync::demo::rewrite_shards(&a, &changed, rows, seed))
+            .await??;
+    }
+
+    println!("5. incremental sync: only the rewritten shards are copied");
+    let r2 = sync(&src, &dst, &opts).await?.report;
+    println!(
+        "   copied {} shards, skipped {}",
+        r2.shards_copied, r2.shards_skipped
+    );
+    if r2.shards_copied != changed.len() as u64 {
+        bail!(
+            "demo: expected {} shards copied, got {}",
+            changed.len(),
+            r2.shards_copied
+        );
+    }
+
+    println!("6. check: are the two regions identical?");
+    let report = check_datasets(
+        &src,
+        &dst,
+        &CheckOptions {
+            progress,
+            ..CheckOptions::default()
+        },
+    )
+    .await?;
+    print!("{}", report.render_text(color));
+    println!("\nThe folders stay at {} for you to look at.", base.display());
+    Ok(if report.consistent { 0 } else { 1 })
+}

@@ -1,0 +1,326 @@
+//! Proving consistency without copying: `check` (two stores) and `verify` (one store against
+//! its own manifest). Both produce a [`Report`] whose findings name every drifting path.
+
+use futures::StreamExt;
+use object_store::{ObjectStore, ObjectStoreExt};
+
+use crate::diff::State;
+use crate::error::{Error, Result};
+use crate::hash::{parse_footer, ParquetFacts};
+use crate::listing::list_dataset;
+use crate::manifest::{self, Manifest, ShardEntry};
+use crate::progress::Progress;
+use crate::report::{Finding, FindingKind, Report};
+use crate::store::Dataset;
+use crate::sync::{finding_for, prepare_with, SyncOptions};
+use crate::verify::VerifyMode;
+
+/// Shards whose schema differs from the dataset's majority schema: `(path, schema, majority)`.
+pub fn schema_drift(entries: &[ShardEntry]) -> Vec<(String, String, String)> {
+    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+    for e in entries {
+        if let Some(s) = &e.schema {
+            *counts.entry(s.as_str()).or_default() += 1;
+        }
+    }
+    // Majority; ties go to the lexicographically first for a deterministic answer.
+    let Some((majority, _)) = counts.iter().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0))) else {
+        return Vec::new();
+    };
+    entries
+        .iter()
+        .filter_map(|e| {
+            let s = e.schema.as_deref()?;
+            (s != *majority).then(|| (e.path.clone(), s.to_string(), majority.to_string()))
+        })
+        .collect()
+}
+
+fn drift_findings(entries: &[ShardEntry], side: &str) -> Vec<Finding> {
+    schema_drift(entries)
+        .into_iter()
+        .map(|(path, schema, majority)| Finding {
+            path,
+            kind: FindingKind::SchemaDrift,
+            detail: format!(
+                "{side} schema {schema} differs from the dataset's majority schema {majority}; \
+                 loaders reading all shards will fail"
+            ),
+        })
+        .collect()
+}
+
+/// Options for [`check`] and [`verify_store`].
+#[derive(Debug, Clone)]
+pub struct CheckOptions {
+    /// Re-hash every byte on both sides.
+    pub deep: bool,
+    pub concurrency: usize,
+    pub progress: Progress,
+}
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        CheckOptions {
+            deep: false,
+            concurrency: 16,
+            progress: Progress::hidden(),
+        }
+    }
+}
+
+/// Compare two datasets. Shallow: manifests, listings, sizes, stored hashes. Deep: every byte
+/// re-hashed on both sides. Writes nothing.
+pub async fn check(src: &Dataset, dst: &Dataset, opts: &CheckOptions) -> Result<Report> {
+    let mut report = Report::new(
+        "check",
+        if opts.deep { "deep" } else { "shallow" },
+        Some(&src.url),
+        Some(&dst.url),
+    );
+    let sync_opts = SyncOptions {
+        concurrency: opts.concurrency,
+        verify: if opts.deep {
+            VerifyMode::Deep
+        } else {
+            VerifyMode::Size
+        },
+        progress: opts.progress.clone(),
+        ..SyncOptions::default()
+    };
+    let prepared = prepare_with(src, dst, &sync_opts, opts.deep).await?;
+    let plan = &prepared.plan;
+    report.plan = Some(plan.counts());
+    for item in &plan.items {
+        report.findings.extend(finding_for(item));
+    }
+    for path in &prepared.src_corrupt {
+        report.findings.push(Finding {
+            path: path.clone(),
+            kind: FindingKind::Corrupt,
+            detail:
+                "source bytes differ from the source manifest's SHA-256 (silent corruption at the source)"
+                    .into(),
+        });
+    }
+    let src_entries: Option<Vec<ShardEntry>> = plan
+        .items
+        .iter()
+        .filter_map(|i| i.src.as_ref())
+        .map(|s| s.entry.clone())
+        .collect();
+    let dst_entries: Vec<ShardEntry> = plan
+        .items
+        .iter()
+        .filter(|i| i.state == State::Same)
+        .filter_map(|i| i.dst_entry.clone())
+        .collect();
+    if let Some(src_entries) = &src_entries {
+        report.findings.extend(drift_findings(src_entries, "source"));
+        report.src_digest = Some(manifest::digest_of(src_entries));
+    }
+    report.dst_digest = Some(manifest::digest_of(&dst_entries));
+    report.shards_total = plan.items.iter().filter(|i| i.src.is_some()).count() as u64;
+    report.bytes_total = plan
+        .items
+        .iter()
+        .filter_map(|i| i.src.as_ref())
+        .map(|s| s.stat.size)
+        .sum();
+    let differ = plan.items.iter().filter(|i| i.state != State::Same).count();
+    report.inconsistency = if plan.items.is_empty() {
+        0.0
+    } else {
+        differ as f64 / plan.items.len() as f64
+    };
+    report.consistent = report.findings.is_empty();
+    report.finish();
+    Ok(report)
+}
+
+/// Check one store against its own manifest: missing objects, size mismatches, unreadable
+/// Parquet footers, schema drift, extras; with `deep`, hash mismatches.
+pub async fn verify_store(ds: &Dataset, opts: &CheckOptions) -> Result<Report> {
+    let mut report = Report::new(
+        "verify",
+        if opts.deep { "deep" } else { "shallow" },
+        Some(&ds.url),
+        None,
+    );
+    let stored = manifest::load(ds).await?.ok_or_else(|| Error::InvalidManifest {
+        location: format!("{}/{}", ds.url, crate::store::MANIFEST_KEY),
+        reason: "no manifest (run `shardsync manifest build` first)".into(),
+    })?;
+    let m: Manifest = stored.manifest;
+    let listing = list_dataset(ds).await?;
+    report.src_digest = Some(m.digest.clone());
+    report.shards_total = m.shards.len() as u64;
+    report.bytes_total = m.totals.bytes;
+
+    let listed: std::collections::HashMap<&str, &crate::listing::ObjectStat> =
+        listing.iter().map(|s| (s.path.as_str(), s)).collect();
+    for s in &listing {
+        if m.get(&s.path).is_none() {
+            report.findings.push(Finding {
+                path: s.path.clone(),
+                kind: FindingKind::Extra,
+                detail: "in the store but not in its manifest; `manifest build` adds it".into(),
+            });
+        }
+    }
+    let mut to_read = Vec::new();
+    for e in &m.shards {
+        match listed.get(e.path.as_str()) {
+            None => report.findings.push(Finding {
+                path: e.path.clone(),
+                kind: FindingKind::Missing,
+                detail: "listed in the manifest, absent from the store".into(),
+            }),
+            Some(s) if s.size != e.size => report.findings.push(Finding {
+                path: e.path.clone(),
+                kind: FindingKind::SizeMismatch,
+                detail: format!("manifest says {} bytes, store has {}", e.size, s.size),
+            }),
+            Some(_) => to_read.push(e.clone()),
+        }
+    }
+    let bytes: u64 = if opts.deep {
+        to_read.iter().map(|e| e.size).sum()
+    } else {
+        0
+    };
+    opts.progress.start(
+        if opts.deep { "hashing" } else { "footers" },
+        to_read.len() as u64,
+        bytes,
+    );
+    let results: Vec<Vec<Finding>> = futures::stream::iter(to_read)
+        .map(|e| async move {
+            let r = verify_entry(ds, &e, opts).await;
+            opts.progress.object_done(&e.path);
+            r.unwrap_or_else(|err| {
+                vec![Finding {
+                    path: e.path.clone(),
+                    kind: FindingKind::Error,
+                    detail: err.to_string(),
+                }]
+            })
+        })
+        .buffer_unordered(opts.concurrency.max(1))
+        .collect()
+        .await;
+    opts.progress.finish();
+    report.findings.extend(results.into_iter().flatten());
+    report.findings.extend(drift_findings(&m.shards, "manifest"));
+    report.consistent = report.findings.is_empty();
+    let bad: std::collections::HashSet<&str> = report.findings.iter().map(|f| f.path.as_str()).collect();
+    let n = (m.shards.len()
+        + report
+            .findings
+            .iter()
+            .filter(|f| f.kind == FindingKind::Extra)
+            .count())
+    .max(1);
+    report.inconsistency = bad.len() as f64 / n as f64;
+    report.finish();
+    Ok(report)
+}
+
+async fn verify_entry(ds: &Dataset, e: &ShardEntry, opts: &CheckOptions) -> Result<Vec<Finding>> {
+    let mut out = Vec::new();
+    let facts: Option<std::result::Result<ParquetFacts, String>> = if opts.deep {
+        let (sha, facts) = rehash_with_facts(ds, e, &opts.progress).await?;
+        if sha != e.sha256 {
+            out.push(Finding {
+                path: e.path.clone(),
+                kind: FindingKind::Corrupt,
+                detail: format!("SHA-256 {sha} differs from the manifest's {}", e.sha256),
+            });
+        }
+        facts
+    } else if e.is_parquet() {
+        Some(read_footer(ds, &e.path, e.size).await?)
+    } else {
+        None
+    };
+    match facts {
+        Some(Err(reason)) => out.push(Finding {
+            path: e.path.clone(),
+            kind: FindingKind::InvalidParquet,
+            detail: reason,
+        }),
+        Some(Ok(f)) if e.rows.is_some_and(|r| r != f.rows) => out.push(Finding {
+            path: e.path.clone(),
+            kind: FindingKind::Changed,
+            detail: format!("footer says {} rows, manifest {}", f.rows, e.rows.unwrap_or(0)),
+        }),
+        _ => {}
+    }
+    Ok(out)
+}
+
+type ShaAndFacts = (String, Option<std::result::Result<ParquetFacts, String>>);
+
+/// Re-hash an object and, for Parquet, decode the footer from the same pass.
+async fn rehash_with_facts(ds: &Dataset, e: &ShardEntry, progress: &Progress) -> Result<ShaAndFacts> {
+    let res = ds
+        .store
+        .get_opts(&ds.key(&e.path), Default::default())
+        .await
+        .map_err(|err| Error::store(e.path.clone(), "read", err))?;
+    let hashed = crate::manifest::build::hash_stream(&e.path, res, progress).await?;
+    let facts = if e.is_parquet() {
+        Some(
+            match crate::manifest::build::parquet_facts(ds, &e.path, &hashed).await {
+                Ok(f) => Ok(f),
+                Err(Error::InvalidParquet { reason, .. }) => Err(reason),
+                Err(other) => return Err(other),
+            },
+        )
+    } else {
+        None
+    };
+    Ok((hashed.sha256, facts))
+}
+
+/// Read just the footer of a Parquet object (one ranged read, two for very large footers).
+pub async fn read_footer(
+    ds: &Dataset,
+    path: &str,
+    size: u64,
+) -> Result<std::result::Result<ParquetFacts, String>> {
+    const GUESS: u64 = 64 * 1024;
+    if size < 12 {
+        return Ok(Err("too short to be Parquet".into()));
+    }
+    let key = ds.key(path);
+    let start = size.saturating_sub(GUESS);
+    let tail = ds
+        .store
+        .get_range(&key, start..size)
+        .await
+        .map_err(|e| Error::store(path, "read footer", e))?;
+    let t = &tail[..];
+    if &t[t.len() - 4..] != b"PAR1" {
+        return Ok(Err(
+            "missing PAR1 magic at the end (truncated or not Parquet)".into()
+        ));
+    }
+    let meta_len =
+        u32::from_le_bytes([t[t.len() - 8], t[t.len() - 7], t[t.len() - 6], t[t.len() - 5]]) as u64;
+    let need = meta_len + 8;
+    if need > size - 4 {
+        return Ok(Err(format!(
+            "footer length {meta_len} exceeds the file size {size}"
+        )));
+    }
+    if need as usize <= t.len() {
+        return Ok(parse_footer(&t[t.len() - need as usize..]));
+    }
+    let footer = ds
+        .store
+        .get_range(&key, size - need..size)
+        .await
+        .map_err(|e| Error::store(path, "read footer", e))?;
+    Ok(parse_footer(&footer))
+}

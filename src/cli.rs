@@ -1,0 +1,225 @@
+//! Command-line types (clap derive) and nothing else: what the user typed, validated only.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Keep Parquet training datasets byte-identical across object stores.
+///
+/// Exit codes: 0 consistent / done, 1 drift found (check, verify, sync --dry-run with work to
+/// do), 2 error (bad input, unreachable store, failed shard).
+#[derive(Debug, Parser)]
+#[command(name = "shardsync", version, about, long_about = None, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// No progress bars or summaries; errors still go to stderr.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// Log more (-v: info, -vv: debug) and print error chains.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build or refresh a dataset's manifest (stored at <URL>/_shardsync/manifest.json).
+    #[command(subcommand)]
+    Manifest(ManifestCommand),
+    /// Show the plan: new, changed, missing, extra and same shards. Copies nothing.
+    Diff(DiffArgs),
+    /// Copy what differs, verify every byte, commit the destination manifest last.
+    Sync(SyncArgs),
+    /// CI parity gate: are two datasets identical? Copies nothing.
+    Check(CheckArgs),
+    /// Check one store against its own manifest.
+    Verify(VerifyArgs),
+    /// Asynchronous mode: incremental syncs in a loop until SIGINT/SIGTERM.
+    Watch(WatchArgs),
+    /// Run the whole loop on local folders: generate a dataset, sync, change, re-sync, check.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ManifestCommand {
+    /// Hash and footer-scan a dataset and write its manifest.
+    Build(BuildArgs),
+}
+
+/// Store options for one-store commands.
+#[derive(Debug, Args, Clone)]
+pub struct StoreOpts {
+    /// Store option KEY=VALUE (object_store keys: endpoint, region, access_key_id,
+    /// secret_access_key, allow_http, ...). AWS_*/GOOGLE_*/AZURE_* variables fill the rest.
+    #[arg(long = "opt", value_name = "KEY=VALUE")]
+    pub opt: Vec<String>,
+}
+
+/// Store options for two-store commands.
+#[derive(Debug, Args, Clone)]
+pub struct PairOpts {
+    /// Source store option KEY=VALUE (see `--opt` of `manifest build`).
+    #[arg(long = "src-opt", value_name = "KEY=VALUE")]
+    pub src_opt: Vec<String>,
+    /// Destination store option KEY=VALUE.
+    #[arg(long = "dst-opt", value_name = "KEY=VALUE")]
+    pub dst_opt: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Dataset URL: s3://bucket/prefix, gs://..., az://..., file:///abs, a local path, memory://name.
+    pub url: String,
+    /// Also write the manifest to this local file.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Objects hashed at once.
+    #[arg(short = 'j', long, default_value_t = 8, env = "SHARDSYNC_JOBS")]
+    pub jobs: usize,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub store: StoreOpts,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+    Markdown,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum VerifyArg {
+    /// Size, plus the SHA-256 stored in the object's metadata where the backend keeps it.
+    Size,
+    /// Re-read and re-hash every copied byte (and every destination shard before planning).
+    Deep,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    pub src: String,
+    pub dst: String,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    #[arg(short = 'j', long, default_value_t = 16, env = "SHARDSYNC_JOBS")]
+    pub jobs: usize,
+    #[command(flatten)]
+    pub stores: PairOpts,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct SyncArgs {
+    /// Source dataset URL.
+    pub src: String,
+    /// Destination dataset URL.
+    pub dst: String,
+    /// Copy every shard, not only those that differ.
+    #[arg(long)]
+    pub full: bool,
+    /// Delete destination objects the source does not have (after the commit).
+    #[arg(long)]
+    pub delete: bool,
+    /// Print the plan and exit: 1 if there is work to do, 0 if none.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Shards copied at once.
+    #[arg(short = 'j', long, default_value_t = 16, env = "SHARDSYNC_JOBS")]
+    pub jobs: usize,
+    /// How to prove each copied shard on the destination.
+    #[arg(long, value_enum, default_value_t = VerifyArg::Size)]
+    pub verify: VerifyArg,
+    /// Multipart part size (e.g. 8MiB, 16MiB); shards up to this size go in one PUT.
+    #[arg(long, default_value = "8MiB", value_parser = parse_size)]
+    pub part_size: u64,
+    /// Write the JSON consistency report to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Do not write the refreshed manifest back to the source.
+    #[arg(long)]
+    pub no_source_write: bool,
+    /// Print the summary as JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub stores: PairOpts,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    pub src: String,
+    pub dst: String,
+    /// Re-hash every byte on both sides (finds silent corruption).
+    #[arg(long)]
+    pub deep: bool,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    #[arg(short = 'j', long, default_value_t = 16, env = "SHARDSYNC_JOBS")]
+    pub jobs: usize,
+    #[command(flatten)]
+    pub stores: PairOpts,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    pub url: String,
+    /// Re-hash every byte.
+    #[arg(long)]
+    pub deep: bool,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    #[arg(short = 'j', long, default_value_t = 16, env = "SHARDSYNC_JOBS")]
+    pub jobs: usize,
+    #[command(flatten)]
+    pub store: StoreOpts,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub sync: SyncArgs,
+    /// Time between syncs (e.g. 30s, 5m).
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub interval: Duration,
+    /// Stop after this many cycles (default: until SIGINT/SIGTERM).
+    #[arg(long)]
+    pub cycles: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Folder to work in (default: a new temporary folder).
+    pub dir: Option<PathBuf>,
+    /// Number of shards to generate.
+    #[arg(long, default_value_t = 24)]
+    pub shards: usize,
+    /// Rows per shard.
+    #[arg(long, default_value_t = 4096)]
+    pub rows: usize,
+}
+
+/// Parse `8MiB`, `16MB`, `1048576`, `1GiB`.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size like 8MiB"))?;
+    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1000,
+        "kib" => 1024,
+        "m" | "mb" => 1000 * 1000,
+        "mib" => 1024 * 1024,
+        "g" | "gb" => 1000 * 1000 * 1000,
+        "gib" => 1024 * 1024 * 1024,
+        u => return Err(format!("unknown size unit {u:?} (use KiB, MiB, GiB)")),
+    };
+    n.checked_mul(mult).ok_or_else(|| format!("{s:?} is too large"))
+}

@@ -1,0 +1,126 @@
+//! Committing a destination manifest: written last, and only if nobody else wrote it meanwhile.
+//!
+//! ```text
+//!   read manifest (version V0) ──► [interim commit: V0 minus entries about to be overwritten]
+//!        ──► copy + verify shards ──► final commit against the version we last wrote
+//! ```
+//!
+//! A reader that trusts the manifest must never see entries the store does not hold verified.
+//! So the manifest is written after every shard it names has been verified, and — when a sync
+//! is about to overwrite or re-create shards the current manifest names — an interim manifest
+//! without those entries is committed first. A sync killed at any moment therefore leaves a
+//! manifest that claims only verified bytes, and the next sync proves what already landed.
+//!
+//! Both writes are conditional on the version read (or, when there was none, on absence), so two
+//! syncs into one destination cannot interleave: the later commit fails with
+//! [`Error::ManifestConflict`]. Not every S3-compatible server enforces the condition (Garage
+//! 2.5 accepts and ignores it), so [`probe_protection`] tests the destination and the report
+//! says which protection was actually in force. Local folders have no compare-and-swap in
+//! object_store; there the check is emulated (stat, compare, atomic rename), which narrows the
+//! race to milliseconds but does not close it.
+
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::manifest::Manifest;
+use crate::store::{Backend, Dataset, MANIFEST_KEY, META_DIR};
+
+/// What protects the commit against a concurrent writer on this destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommitProtection {
+    /// The store enforces If-Match / If-None-Match.
+    Enforced,
+    /// Checked by us just before an atomic rename (local folders).
+    Emulated,
+    /// The store accepts conditional writes but ignores them: concurrent syncs can interleave.
+    NotEnforced,
+}
+
+impl CommitProtection {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CommitProtection::Enforced => "enforced",
+            CommitProtection::Emulated => "emulated",
+            CommitProtection::NotEnforced => "not_enforced",
+        }
+    }
+}
+
+/// Find out whether the destination enforces conditional writes: create a probe object twice
+/// with `If-None-Match: *`; a store that enforces it refuses the second.
+pub async fn probe_protection(dst: &Dataset) -> Result<CommitProtection> {
+    match dst.backend {
+        Backend::Local => return Ok(CommitProtection::Emulated),
+        Backend::Memory => return Ok(CommitProtection::Enforced),
+        _ => {}
+    }
+    let rel = format!("{META_DIR}/probe-{:016x}", rand::random::<u64>());
+    let key = dst.key(&rel);
+    let create = || PutOptions::from(PutMode::Create);
+    dst.store
+        .put_opts(&key, PutPayload::from_static(b"probe"), create())
+        .await
+        .map_err(|e| Error::store(rel.clone(), "probe conditional write", e))?;
+    let second = dst
+        .store
+        .put_opts(&key, PutPayload::from_static(b"probe"), create())
+        .await;
+    let _ = dst.store.delete(&key).await;
+    match second {
+        Err(object_store::Error::AlreadyExists { .. }) | Err(object_store::Error::Precondition { .. }) => {
+            Ok(CommitProtection::Enforced)
+        }
+        Ok(_) => Ok(CommitProtection::NotEnforced),
+        Err(e) => Err(Error::store(rel, "probe conditional write", e)),
+    }
+}
+
+/// The manifest version a commit must replace: `None` when the destination had no manifest.
+pub type Expected = Option<UpdateVersion>;
+
+/// Write `manifest` as the destination's manifest if the current one is still `expected`.
+/// Returns the version written, to chain a later commit on.
+pub async fn commit(dst: &Dataset, manifest: &Manifest, expected: &Expected) -> Result<UpdateVersion> {
+    let key = dst.manifest_key();
+    let conflict = || Error::ManifestConflict {
+        location: format!("{}/{}", dst.url, MANIFEST_KEY),
+    };
+    let mode = match (dst.backend, expected) {
+        (_, None) => PutMode::Create,
+        (Backend::Local, Some(v)) => {
+            // No compare-and-swap on local folders: compare the stat just before the rename.
+            match dst.store.head(&key).await {
+                Ok(meta) if meta.e_tag == v.e_tag => PutMode::Overwrite,
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => return Err(conflict()),
+                Err(e) => return Err(Error::store(MANIFEST_KEY, "commit manifest", e)),
+            }
+        }
+        (_, Some(v)) => PutMode::Update(v.clone()),
+    };
+    let res = dst
+        .store
+        .put_opts(&key, PutPayload::from(manifest.to_json()), PutOptions::from(mode))
+        .await;
+    match res {
+        Ok(r) => {
+            let mut version = UpdateVersion {
+                e_tag: r.e_tag,
+                version: r.version,
+            };
+            if version.e_tag.is_none() && version.version.is_none() {
+                // Some stores return no ETag on PUT; read it back so the next commit can chain.
+                if let Ok(meta) = dst.store.head(&key).await {
+                    version.e_tag = meta.e_tag;
+                    version.version = meta.version;
+                }
+            }
+            Ok(version)
+        }
+        Err(object_store::Error::AlreadyExists { .. }) | Err(object_store::Error::Precondition { .. }) => {
+            Err(conflict())
+        }
+        Err(e) => Err(Error::store(MANIFEST_KEY, "commit manifest", e)),
+    }
+}

@@ -1,0 +1,32 @@
+//! shardsync: keep Parquet training datasets byte-identical across object stores.
+//!
+//! The pipeline, each stage its own module:
+//!
+//! ```text
+//! store::Dataset ──► manifest (list + hash + footer) ──► diff::Plan ──► transfer (verified copy)
+//!                                                                      │
+//!                                     report ◄── commit (manifest last, conditional) ◄┘
+//! ```
+//!
+//! A Rust training pipeline can call [`sync::sync`] or [`check::check`] directly; the `shardsync`
+//! binary is a thin layer over the same calls.
+
+pub mod check;
+pub mod cli;
+pub mod commit;
+pub mod demo;
+pub mod diff;
+pub mod error;
+pub mod hash;
+pub mod listing;
+pub mod manifest;
+pub mod progress;
+pub mod report;
+pub mod store;
+pub mod sync;
+pub mod transfer;
+pub mod verify;
+
+pub use error::{Error, Result};
+pub use manifest::{Manifest, ShardEntry};
+pub use store::{Dataset, OpenOptions};

@@ -1,0 +1,120 @@
+//! The `shardsync` binary: parse arguments, call the library, map the outcome to an exit code
+//! (0 consistent / done, 1 drift, 2 error). The work lives in the library.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+
+use anyhow::Result;
+use clap::Parser;
+use shardsync::cli::{Cli, Command, ManifestCommand};
+use shardsync::progress::Progress;
+use shardsync::{Dataset, OpenOptions};
+
+mod app;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = match cli.verbose {
+        0 => "warn",
+        1 => "info,shardsync=info",
+        _ => "debug,hyper=info,h2=info,reqwest=info,rustls=info",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SHARDSYNC_LOG").unwrap_or_else(|_| filter.into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("shardsync: error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let verbose = cli.verbose > 0;
+    match runtime.block_on(run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            if verbose {
+                eprintln!("shardsync: error: {e:#}");
+            } else {
+                eprintln!("shardsync: error: {e}");
+            }
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<u8> {
+    let quiet = cli.quiet;
+    let progress = || Progress::for_terminal(quiet);
+    match cli.command {
+        Command::Manifest(ManifestCommand::Build(a)) => {
+            let ds = open(&a.url, &a.store.opt, false)?;
+            app::manifest_build(&ds, a.out.as_deref(), a.jobs, progress(), quiet, a.json).await
+        }
+        Command::Diff(a) => {
+            let (src, dst) = open_pair(&a.src, &a.dst, &a.stores.src_opt, &a.stores.dst_opt, false)?;
+            app::diff(&src, &dst, a.jobs, a.format, progress()).await
+        }
+        Command::Sync(a) => {
+            let (src, dst) = open_pair(&a.src, &a.dst, &a.stores.src_opt, &a.stores.dst_opt, !a.dry_run)?;
+            let opts = app::sync_options(&a, progress());
+            app::sync_once(&src, &dst, &opts, a.report.as_deref(), quiet, a.json).await
+        }
+        Command::Check(a) => {
+            let (src, dst) = open_pair(&a.src, &a.dst, &a.stores.src_opt, &a.stores.dst_opt, false)?;
+            app::check(&src, &dst, a.deep, a.jobs, a.format, progress()).await
+        }
+        Command::Verify(a) => {
+            let ds = open(&a.url, &a.store.opt, false)?;
+            app::verify(&ds, a.deep, a.jobs, a.format, progress()).await
+        }
+        Command::Watch(a) => {
+            let (src, dst) = open_pair(
+                &a.sync.src,
+                &a.sync.dst,
+                &a.sync.stores.src_opt,
+                &a.sync.stores.dst_opt,
+                true,
+            )?;
+            let opts = app::sync_options(&a.sync, Progress::hidden());
+            let cancel = opts.cancel.clone();
+            tokio::spawn(async move {
+                app::shutdown_signal().await;
+                cancel.store(true, Ordering::SeqCst);
+            });
+            app::watch(&src, &dst, &opts, a.interval, a.cycles, a.sync.json, quiet).await
+        }
+        Command::Demo(a) => {
+            let color = std::io::stdout().is_terminal();
+            app::demo(a.dir.as_deref(), a.shards, a.rows, progress(), color).await
+        }
+    }
+}
+
+fn open(url: &str, raw_opts: &[String], create_local: bool) -> Result<Dataset> {
+    let options = shardsync::store::parse_options(raw_opts)?;
+    Ok(Dataset::open(
+        url,
+        &OpenOptions {
+            options,
+            create_local,
+        },
+    )?)
+}
+
+fn open_pair(
+    src: &str,
+    dst: &str,
+    so: &[String],
+    dopt: &[String],
+    create_dst: bool,
+) -> Result<(Dataset, Dataset)> {
+    let s = open(src, so, false)?;
+    let d = open(dst, dopt, create_dst)?;
+    Ok((s, d))
+}

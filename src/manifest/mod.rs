@@ -1,0 +1,449 @@
+//! The manifest: one JSON document that names a dataset version.
+//!
+//! It lists every object under the dataset root (except `_shardsync/`) with its size and
+//! SHA-256; Parquet shards also carry rows, row groups and a schema fingerprint. `mtime` and
+//! `etag` are the store's stat at hashing time — a cache key for "must I re-hash this object",
+//! never a statement about equality. `digest` is the SHA-256 of the sorted `path\tsize\tsha256\n`
+//! lines: one string a training run can log to say which data it saw.
+//!
+//! Everything read from outside (a manifest file, a listing) is validated here before any
+//! other code sees it: hostile paths, bad hashes, absurd sizes and duplicates are refused by name.
+
+pub mod build;
+
+pub use build::{build_manifest, BuildOptions, BuildOutcome};
+
+use chrono::{DateTime, Utc};
+use object_store::{GetOptions, ObjectStore, PutMode, PutOptions, PutPayload, UpdateVersion};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::store::{Dataset, META_DIR};
+
+/// The format tag of manifest v1.
+pub const FORMAT: &str = "shardsync.manifest/v1";
+/// S3's largest object; anything above it in a manifest is not a real object.
+pub const MAX_OBJECT_SIZE: u64 = 5 * 1024 * 1024 * 1024 * 1024;
+/// A manifest larger than this is refused before it is read (about 3M entries).
+pub const MAX_MANIFEST_BYTES: u64 = 1024 * 1024 * 1024;
+/// Longest accepted shard path, in bytes (S3's key limit).
+pub const MAX_PATH_BYTES: usize = 1024;
+
+/// One object of the dataset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardEntry {
+    /// Path relative to the dataset root, `/`-separated.
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// SHA-256 of the bytes, lowercase hex.
+    pub sha256: String,
+    /// The store's last-modified time when the object was hashed (cache key only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtime: Option<DateTime<Utc>>,
+    /// The store's ETag when the object was hashed (cache key only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    /// Parquet row count (absent for non-Parquet objects).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u64>,
+    /// Parquet row-group count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row_groups: Option<u64>,
+    /// Fingerprint of the Arrow schema (`sha256:` + 16 hex digits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+}
+
+impl ShardEntry {
+    /// True when the content (size and hash) is the same; stat fields are ignored.
+    pub fn same_content(&self, other: &ShardEntry) -> bool {
+        self.size == other.size && self.sha256 == other.sha256
+    }
+
+    /// Whether this entry is a Parquet shard (as opposed to a sidecar file).
+    pub fn is_parquet(&self) -> bool {
+        is_parquet_path(&self.path)
+    }
+}
+
+/// Dataset totals.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    /// Parquet shards.
+    pub shards: u64,
+    /// All objects (shards and sidecar files).
+    pub files: u64,
+    /// Bytes over all objects.
+    pub bytes: u64,
+    /// Rows over all Parquet shards.
+    pub rows: u64,
+}
+
+/// A dataset version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// The dataset's URL (credentials removed) when the manifest was built.
+    pub dataset: String,
+    pub created_at: DateTime<Utc>,
+    /// `shardsync <version>`.
+    pub generator: String,
+    /// SHA-256 over the sorted `(path, size, sha256)` triples.
+    pub digest: String,
+    pub totals: Totals,
+    /// Entries sorted by path.
+    pub shards: Vec<ShardEntry>,
+}
+
+impl Manifest {
+    /// Build a manifest from entries: sorts them, computes totals and digest.
+    pub fn new(dataset: impl Into<String>, mut shards: Vec<ShardEntry>) -> Result<Manifest> {
+        shards.sort_by(|a, b| a.path.cmp(&b.path));
+        check_entries(&shards, "new manifest")?;
+        let mut m = Manifest {
+            format: FORMAT.to_string(),
+            dataset: dataset.into(),
+            created_at: Utc::now(),
+            generator: format!("shardsync {}", env!("CARGO_PKG_VERSION")),
+            digest: String::new(),
+            totals: Totals::default(),
+            shards,
+        };
+        m.recompute();
+        Ok(m)
+    }
+
+    /// Recompute totals and digest from the entries.
+    fn recompute(&mut self) {
+        self.digest = digest_of(&self.shards);
+        let mut t = Totals::default();
+        for s in &self.shards {
+            t.files += 1;
+            t.bytes += s.size;
+            if s.is_parquet() {
+                t.shards += 1;
+            }
+            t.rows += s.rows.unwrap_or(0);
+        }
+        self.totals = t;
+    }
+
+    /// Look up an entry by path (entries are sorted).
+    pub fn get(&self, path: &str) -> Option<&ShardEntry> {
+        self.shards
+            .binary_search_by(|e| e.path.as_str().cmp(path))
+            .ok()
+            .map(|i| &self.shards[i])
+    }
+
+    /// Parse and validate a manifest document. `location` names it in errors.
+    pub fn from_json(bytes: &[u8], location: &str) -> Result<Manifest> {
+        let invalid = |reason: String| Error::InvalidManifest {
+            location: location.to_string(),
+            reason,
+        };
+        if bytes.len() as u64 > MAX_MANIFEST_BYTES {
+            return Err(invalid(format!("larger than {MAX_MANIFEST_BYTES} bytes")));
+        }
+        // Check the format tag first so an unknown version gets a precise message.
+        #[derive(Deserialize)]
+        struct Probe {
+            format: Option<serde_json::Value>,
+        }
+        let probe: Probe =
+            serde_json::from_slice(bytes).map_err(|e| invalid(format!("not valid JSON: {e}")))?;
+        match probe.format {
+            Some(serde_json::Value::String(f)) if f == FORMAT => {}
+            Some(f) => return Err(invalid(format!("unknown format {f}, expected {FORMAT:?}"))),
+            None => return Err(invalid("missing \"format\"".into())),
+        }
+        let mut m: Manifest = serde_json::from_slice(bytes).map_err(|e| invalid(e.to_string()))?;
+        check_entries(&m.shards, location)?;
+        let digest = digest_of(&m.shards);
+        if !m.digest.is_empty() && m.digest != digest {
+            return Err(invalid(format!(
+                "digest {} does not match its entries ({digest}); the manifest was edited or truncated",
+                m.digest
+            )));
+        }
+        m.recompute();
+        Ok(m)
+    }
+
+    /// Serialize (pretty JSON, entries sorted).
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut v = serde_json::to_vec_pretty(self).expect("manifest serializes");
+        v.push(b'\n');
+        v
+    }
+}
+
+/// SHA-256 over `path\tsize\tsha256\n` lines of entries sorted by path, lowercase hex.
+pub fn digest_of(sorted: &[ShardEntry]) -> String {
+    let mut h = Sha256::new();
+    for s in sorted {
+        h.update(s.path.as_bytes());
+        h.update(b"\t");
+        h.update(s.size.to_string().as_bytes());
+        h.update(b"\t");
+        h.update(s.sha256.as_bytes());
+        h.update(b"\n");
+    }
+    hex::encode(h.finalize())
+}
+
+/// Validate entries: safe paths, hex hashes, sane sizes, sorted without duplicates.
+fn check_entries(shards: &[ShardEntry], location: &str) -> Result<()> {
+    for (i, s) in shards.iter().enumerate() {
+        validate_path(&s.path)?;
+        if !is_sha256_hex(&s.sha256) {
+            return Err(Error::InvalidManifest {
+                location: location.to_string(),
+                reason: format!(
+                    "{}: sha256 {:?} is not 64 lowercase hex digits",
+                    s.path,
+                    truncate(&s.sha256, 80)
+                ),
+            });
+        }
+        if s.size > MAX_OBJECT_SIZE {
+            return Err(Error::InvalidManifest {
+                location: location.to_string(),
+                reason: format!(
+                    "{}: size {} is larger than any object store allows",
+                    s.path, s.size
+                ),
+            });
+        }
+        if i > 0 {
+            let prev = &shards[i - 1].path;
+            if prev == &s.path {
+                return Err(Error::InvalidManifest {
+                    location: location.to_string(),
+                    reason: format!("duplicate path {:?}", s.path),
+                });
+            }
+            if prev > &s.path {
+                return Err(Error::InvalidManifest {
+                    location: location.to_string(),
+                    reason: format!("entries not sorted by path: {:?} after {:?}", s.path, prev),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}
+
+/// True for 64 lowercase hex digits.
+pub fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Refuse paths that could escape a destination root or collide with our own files.
+pub fn validate_path(path: &str) -> Result<()> {
+    let bad = |reason: &str| {
+        Err(Error::InvalidShardPath {
+            path: truncate(path, 200),
+            reason: reason.to_string(),
+        })
+    };
+    if path.is_empty() {
+        return bad("empty");
+    }
+    if path.len() > MAX_PATH_BYTES {
+        return bad("longer than 1024 bytes");
+    }
+    if path.starts_with('/') {
+        return bad("absolute");
+    }
+    if path.contains('\\') {
+        return bad("contains a backslash");
+    }
+    if path.chars().any(|c| c.is_control()) {
+        return bad("contains a control character");
+    }
+    for seg in path.split('/') {
+        match seg {
+            "" => return bad("empty path segment"),
+            "." | ".." => return bad("contains a '.' or '..' segment"),
+            _ => {}
+        }
+    }
+    if path == META_DIR || path.starts_with(&format!("{META_DIR}/")) {
+        return bad("inside shardsync's own _shardsync/ folder");
+    }
+    Ok(())
+}
+
+/// Whether a path names a Parquet file.
+pub fn is_parquet_path(path: &str) -> bool {
+    path.rsplit('/')
+        .next()
+        .is_some_and(|n| n.to_ascii_lowercase().ends_with(".parquet"))
+}
+
+/// A manifest as read from a store, with the version to commit against.
+#[derive(Debug, Clone)]
+pub struct StoredManifest {
+    pub manifest: Manifest,
+    /// The object's ETag/version when read: the precondition for the next commit.
+    pub version: UpdateVersion,
+}
+
+/// Read a dataset's manifest; `Ok(None)` when it has none.
+pub async fn load(ds: &Dataset) -> Result<Option<StoredManifest>> {
+    let key = ds.manifest_key();
+    let location = format!("{}/{}", ds.url, crate::store::MANIFEST_KEY);
+    let res = match ds.store.get_opts(&key, GetOptions::default()).await {
+        Ok(r) => r,
+        Err(object_store::Error::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(Error::store(crate::store::MANIFEST_KEY, "read manifest", e)),
+    };
+    if res.meta.size > MAX_MANIFEST_BYTES {
+        return Err(Error::InvalidManifest {
+            location,
+            reason: format!(
+                "{} bytes, larger than the {MAX_MANIFEST_BYTES}-byte bound",
+                res.meta.size
+            ),
+        });
+    }
+    let version = UpdateVersion {
+        e_tag: res.meta.e_tag.clone(),
+        version: res.meta.version.clone(),
+    };
+    let bytes = res
+        .bytes()
+        .await
+        .map_err(|e| Error::store(crate::store::MANIFEST_KEY, "read manifest", e))?;
+    let manifest = Manifest::from_json(&bytes, &location)?;
+    Ok(Some(StoredManifest { manifest, version }))
+}
+
+/// Write a manifest unconditionally (atomic on every backend: a single PUT or a rename).
+pub async fn save(ds: &Dataset, m: &Manifest) -> Result<()> {
+    ds.store
+        .put_opts(
+            &ds.manifest_key(),
+            PutPayload::from(m.to_json()),
+            PutOptions::from(PutMode::Overwrite),
+        )
+        .await
+        .map_err(|e| Error::store(crate::store::MANIFEST_KEY, "write manifest", e))?;
+    Ok(())
+}
+
+/// Write a manifest to a local file atomically (temp file + rename).
+pub fn save_file(path: &std::path::Path, m: &Manifest) -> Result<()> {
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("manifest"),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, m.to_json()).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io(e)
+    })
+}
+
+/// Whether a store key (relative) belongs to shardsync rather than the dataset.
+pub fn is_meta_path(rel: &str) -> bool {
+    rel == META_DIR || rel.starts_with(&format!("{META_DIR}/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(path: &str) -> ShardEntry {
+        ShardEntry {
+            path: path.into(),
+            size: 3,
+            sha256: "a".repeat(64),
+            mtime: None,
+            etag: None,
+            rows: None,
+            row_groups: None,
+            schema: None,
+        }
+    }
+
+    #[test]
+    fn hostile_paths_are_refused() {
+        for p in [
+            "",
+            "/abs",
+            "a/../b",
+            "..",
+            "a//b",
+            "a/",
+            "a\\b",
+            "_shardsync/manifest.json",
+            "_shardsync",
+            "./a",
+            "a\0b",
+        ] {
+            assert!(validate_path(p).is_err(), "{p:?} accepted");
+        }
+        for p in [
+            "a.parquet",
+            "dir one/ünï.parquet",
+            "_shardsyncx/a",
+            "a/_shardsync/b",
+            "...x",
+        ] {
+            assert!(validate_path(p).is_ok(), "{p:?} refused");
+        }
+    }
+
+    #[test]
+    fn roundtrip_and_digest_check() {
+        let m = Manifest::new("memory://x", vec![entry("b"), entry("a")]).unwrap();
+        assert_eq!(m.shards[0].path, "a");
+        let back = Manifest::from_json(&m.to_json(), "t").unwrap();
+        assert_eq!(back.digest, m.digest);
+        let tampered = String::from_utf8(m.to_json())
+            .unwrap()
+            .replace("\"size\": 3", "\"size\": 4");
+        let e = Manifest::from_json(tampered.as_bytes(), "t").unwrap_err();
+        assert!(e.to_string().contains("does not match"), "{e}");
+    }
+
+    #[test]
+    fn duplicates_unknown_format_and_bad_hash_are_named() {
+        let m = Manifest::new("x", vec![entry("a")]).unwrap();
+        let mut v: serde_json::Value = serde_json::from_slice(&m.to_json()).unwrap();
+        let e0 = v["shards"][0].clone();
+        v["shards"] = serde_json::json!([e0.clone(), e0]);
+        v["digest"] = "".into();
+        let e = Manifest::from_json(v.to_string().as_bytes(), "t").unwrap_err();
+        assert!(e.to_string().contains("duplicate path \"a\""), "{e}");
+        v["format"] = "other/v9".into();
+        let e = Manifest::from_json(v.to_string().as_bytes(), "t").unwrap_err();
+        assert!(e.to_string().contains("unknown format"), "{e}");
+        let e = Manifest::from_json(b"{not json", "t").unwrap_err();
+        assert!(e.to_string().contains("not valid JSON"), "{e}");
+        let mut bad = entry("a");
+        bad.sha256 = "XYZ".into();
+        assert!(Manifest::new("x", vec![bad]).is_err());
+    }
+}

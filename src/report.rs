@@ -1,0 +1,325 @@
+//! The consistency report: one document per run, rendered as JSON (machines), a text table
+//! (people) or Markdown (CI summaries). Every URL in it is already credential-free.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::commit::CommitProtection;
+use crate::diff::PlanCounts;
+use crate::verify::VerifyMode;
+
+/// Report format version.
+pub const REPORT_VERSION: u32 = 1;
+
+/// What kind of problem a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingKind {
+    Missing,
+    Changed,
+    Extra,
+    SizeMismatch,
+    Corrupt,
+    InvalidParquet,
+    SchemaDrift,
+    Error,
+}
+
+impl FindingKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingKind::Missing => "missing",
+            FindingKind::Changed => "changed",
+            FindingKind::Extra => "extra",
+            FindingKind::SizeMismatch => "size_mismatch",
+            FindingKind::Corrupt => "corrupt",
+            FindingKind::InvalidParquet => "invalid_parquet",
+            FindingKind::SchemaDrift => "schema_drift",
+            FindingKind::Error => "error",
+        }
+    }
+}
+
+/// One problem, about one path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub path: String,
+    pub kind: FindingKind,
+    /// What is wrong and what to do, for a person.
+    pub detail: String,
+}
+
+/// How many objects were proven by which means.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ProofCounts {
+    /// Size and stored SHA-256 metadata checked.
+    pub size_and_metadata: u64,
+    /// Size checked (backend keeps no metadata; bytes hashed in flight).
+    pub size: u64,
+    /// Bytes read back and hashed.
+    pub rehash: u64,
+}
+
+/// A run's consistency report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub version: u32,
+    pub command: String,
+    /// `incremental`, `full`, `dry-run`, `shallow`, `deep`.
+    pub mode: String,
+    pub src: Option<String>,
+    pub dst: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub elapsed_seconds: f64,
+    /// True when the two sides hold the same dataset (or the store matches its manifest).
+    pub consistent: bool,
+    pub src_digest: Option<String>,
+    pub dst_digest: Option<String>,
+    pub shards_total: u64,
+    pub shards_copied: u64,
+    pub shards_skipped: u64,
+    pub shards_deleted: u64,
+    pub shards_failed: u64,
+    pub bytes_total: u64,
+    pub bytes_copied: u64,
+    pub bytes_skipped: u64,
+    pub throughput_bytes_per_sec: f64,
+    /// C(A,B): the share of paths that differ between the two sides, after the run.
+    pub inconsistency: f64,
+    /// C(A,B) before the run (sync only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inconsistency_before: Option<f64>,
+    /// E(A,B) = T/N: elapsed seconds per shard of the dataset.
+    pub seconds_per_shard: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify: Option<VerifyMode>,
+    pub proofs: ProofCounts,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit_protection: Option<CommitProtection>,
+    pub committed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<PlanCounts>,
+    pub warnings: Vec<String>,
+    pub findings: Vec<Finding>,
+}
+
+impl Report {
+    /// An empty report for `command`, started now.
+    pub fn new(command: &str, mode: &str, src: Option<&str>, dst: Option<&str>) -> Report {
+        let now = Utc::now();
+        Report {
+            version: REPORT_VERSION,
+            command: command.into(),
+            mode: mode.into(),
+            src: src.map(str::to_string),
+            dst: dst.map(str::to_string),
+            started_at: now,
+            finished_at: now,
+            elapsed_seconds: 0.0,
+            consistent: false,
+            src_digest: None,
+            dst_digest: None,
+            shards_total: 0,
+            shards_copied: 0,
+            shards_skipped: 0,
+            shards_deleted: 0,
+            shards_failed: 0,
+            bytes_total: 0,
+            bytes_copied: 0,
+            bytes_skipped: 0,
+            throughput_bytes_per_sec: 0.0,
+            inconsistency: 0.0,
+            inconsistency_before: None,
+            seconds_per_shard: 0.0,
+            verify: None,
+            proofs: ProofCounts::default(),
+            commit_protection: None,
+            committed: false,
+            plan: None,
+            warnings: Vec::new(),
+            findings: Vec::new(),
+        }
+    }
+
+    /// Stamp the end time and derive the timing measures.
+    pub fn finish(&mut self) {
+        self.finished_at = Utc::now();
+        self.elapsed_seconds = (self.finished_at - self.started_at)
+            .num_microseconds()
+            .unwrap_or(0) as f64
+            / 1e6;
+        self.throughput_bytes_per_sec = if self.elapsed_seconds > 0.0 {
+            self.bytes_copied as f64 / self.elapsed_seconds
+        } else {
+            0.0
+        };
+        self.seconds_per_shard = if self.shards_total > 0 {
+            self.elapsed_seconds / self.shards_total as f64
+        } else {
+            0.0
+        };
+        self.findings
+            .sort_by(|a, b| (a.kind, &a.path).cmp(&(b.kind, &b.path)));
+    }
+
+    /// Pretty JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("report serializes")
+    }
+}
+
+fn short(d: &Option<String>) -> String {
+    d.as_deref()
+        .map_or("-".to_string(), |d| d.chars().take(16).collect())
+}
+
+fn bytes(n: u64) -> String {
+    indicatif::HumanBytes(n).to_string()
+}
+
+impl Report {
+    /// A compact table for a terminal. `color` adds ANSI colour (use only on a TTY).
+    pub fn render_text(&self, color: bool) -> String {
+        use std::fmt::Write;
+        let paint = |code: &str, s: &str| {
+            if color {
+                format!("\x1b[{code}m{s}\x1b[0m")
+            } else {
+                s.to_string()
+            }
+        };
+        let status = if self.consistent {
+            paint("1;32", "CONSISTENT")
+        } else if self.shards_failed > 0 {
+            paint("1;31", &format!("FAILED ({} shard(s))", self.shards_failed))
+        } else {
+            paint("1;33", &format!("DRIFT ({} finding(s))", self.findings.len()))
+        };
+        let mut o = String::new();
+        let sides = match (&self.src, &self.dst) {
+            (Some(s), Some(d)) => format!("{s} -> {d}"),
+            (Some(s), None) => s.clone(),
+            _ => String::new(),
+        };
+        let _ = writeln!(o, "shardsync {} ({})  {sides}  {status}", self.command, self.mode);
+        let _ = writeln!(
+            o,
+            "  shards   {} total, {} copied, {} skipped, {} deleted, {} failed",
+            self.shards_total,
+            self.shards_copied,
+            self.shards_skipped,
+            self.shards_deleted,
+            self.shards_failed
+        );
+        let _ = writeln!(
+            o,
+            "  bytes    {} total, {} copied, in {:.2} s ({}/s)",
+            bytes(self.bytes_total),
+            bytes(self.bytes_copied),
+            self.elapsed_seconds,
+            bytes(self.throughput_bytes_per_sec as u64)
+        );
+        let _ = writeln!(
+            o,
+            "  digest   src {}  dst {}",
+            short(&self.src_digest),
+            short(&self.dst_digest)
+        );
+        let _ = writeln!(
+            o,
+            "  measures C(A,B) = {:.4} (share of shards that differ)   E(A,B) = {:.4} s/shard",
+            self.inconsistency, self.seconds_per_shard
+        );
+        if let Some(p) = &self.commit_protection {
+            let _ = writeln!(
+                o,
+                "  commit   protection {}{}",
+                p.as_str(),
+                if self.committed { ", committed" } else { "" }
+            );
+        }
+        for w in &self.warnings {
+            let _ = writeln!(o, "  {} {w}", paint("33", "warning:"));
+        }
+        if !self.findings.is_empty() {
+            let width = self
+                .findings
+                .iter()
+                .map(|f| f.path.chars().count())
+                .max()
+                .unwrap_or(4)
+                .clamp(4, 60);
+            let _ = writeln!(o, "  {:<15} {:<width$}  DETAIL", "KIND", "PATH");
+            for f in &self.findings {
+                let _ = writeln!(o, "  {:<15} {:<width$}  {}", f.kind.as_str(), f.path, f.detail);
+            }
+        }
+        o
+    }
+
+    /// Markdown for CI summaries (GitHub's step summary, merge-request comments).
+    pub fn render_markdown(&self) -> String {
+        use std::fmt::Write;
+        let mut o = String::new();
+        let icon = if self.consistent { "✅" } else { "❌" };
+        let verdict = if self.consistent {
+            "consistent"
+        } else {
+            "not consistent"
+        };
+        let _ = writeln!(o, "### {icon} shardsync {}: {verdict}\n", self.command);
+        let _ = writeln!(o, "| | |\n|---|---|");
+        if let Some(s) = &self.src {
+            let _ = writeln!(o, "| source | `{s}` |");
+        }
+        if let Some(d) = &self.dst {
+            let _ = writeln!(o, "| destination | `{d}` |");
+        }
+        let _ = writeln!(o, "| mode | {} |", self.mode);
+        let _ = writeln!(
+            o,
+            "| shards | {} total, {} copied, {} skipped, {} deleted, {} failed |",
+            self.shards_total,
+            self.shards_copied,
+            self.shards_skipped,
+            self.shards_deleted,
+            self.shards_failed
+        );
+        let _ = writeln!(
+            o,
+            "| bytes | {} total, {} copied |",
+            bytes(self.bytes_total),
+            bytes(self.bytes_copied)
+        );
+        let _ = writeln!(
+            o,
+            "| source digest | `{}` |",
+            self.src_digest.as_deref().unwrap_or("-")
+        );
+        let _ = writeln!(
+            o,
+            "| destination digest | `{}` |",
+            self.dst_digest.as_deref().unwrap_or("-")
+        );
+        let _ = writeln!(o, "| C(A,B) | {:.4} |", self.inconsistency);
+        let _ = writeln!(o, "| E(A,B) | {:.4} s/shard |", self.seconds_per_shard);
+        let _ = writeln!(o, "| elapsed | {:.2} s |", self.elapsed_seconds);
+        for w in &self.warnings {
+            let _ = writeln!(o, "\n> ⚠️ {}", w.replace('|', "\\|"));
+        }
+        if !self.findings.is_empty() {
+            let _ = writeln!(o, "\n| kind | path | detail |\n|---|---|---|");
+            for f in &self.findings {
+                let _ = writeln!(
+                    o,
+                    "| {} | `{}` | {} |",
+                    f.kind.as_str(),
+                    f.path.replace('|', "\\|").replace('`', "'"),
+                    f.detail.replace('|', "\\|")
+                );
+            }
+        }
+        o
+    }
+}

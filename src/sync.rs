@@ -1,0 +1,689 @@
+//! The sync pipeline: make a destination hold exactly the source's dataset, and prove it.
+//!
+//! ```text
+//!  source: manifest + listing ─┐                     ┌─► interim commit (drop entries about
+//!                              ├─► diff::Plan ─► prove│    to be overwritten)
+//!  dest:   manifest + listing ─┘   (Unproven → Same/  └─► copy + verify (-j at once)
+//!                                   Changed)               ─► final commit ─► --delete extras
+//! ```
+//!
+//! Source objects whose manifest entry no longer matches the listing are hashed while they are
+//! copied, so each source byte is read once; the refreshed source manifest is written back.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use futures::StreamExt;
+use object_store::ObjectStoreExt;
+
+use crate::commit::{self, CommitProtection, Expected};
+use crate::diff::{diff, Plan, PlanItem, SourceObject, State};
+use crate::error::{Error, Result};
+use crate::listing::{list_dataset, ObjectStat};
+use crate::manifest::build::{build_from_listing, entry_matches_stat, parquet_facts, BuildOptions};
+use crate::manifest::{self, is_parquet_path, Manifest, ShardEntry};
+use crate::progress::Progress;
+use crate::report::{Finding, FindingKind, Report};
+use crate::store::Dataset;
+use crate::transfer::{copy_object, CopyJob, TransferOptions};
+use crate::verify::{prove_same, verify_landed, Proof, VerifyMode};
+
+/// Options for [`sync`]. The defaults suit most datasets; override one at a time.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    /// Copy every shard, not only those that differ.
+    pub full: bool,
+    /// Delete destination objects the source does not have (after the commit).
+    pub delete: bool,
+    /// Plan only; copy and commit nothing.
+    pub dry_run: bool,
+    /// Objects copied (or hashed, or proven) at once.
+    pub concurrency: usize,
+    pub verify: VerifyMode,
+    pub transfer: TransferOptions,
+    /// Write the refreshed source manifest back to the source.
+    pub write_source_manifest: bool,
+    pub progress: Progress,
+    /// When set, no new copy starts; in-flight ones finish and are committed.
+    pub cancel: Arc<AtomicBool>,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        SyncOptions {
+            full: false,
+            delete: false,
+            dry_run: false,
+            concurrency: 16,
+            verify: VerifyMode::Size,
+            transfer: TransferOptions::default(),
+            write_source_manifest: true,
+            progress: Progress::hidden(),
+            cancel: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
+
+impl SyncOptions {
+    pub fn with_full(mut self, full: bool) -> Self {
+        self.full = full;
+        self
+    }
+    pub fn with_delete(mut self, delete: bool) -> Self {
+        self.delete = delete;
+        self
+    }
+    pub fn with_dry_run(mut self, dry_run: bool) -> Self {
+        self.dry_run = dry_run;
+        self
+    }
+    pub fn with_concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n.max(1);
+        self
+    }
+    pub fn with_verify(mut self, mode: VerifyMode) -> Self {
+        self.verify = mode;
+        self
+    }
+    pub fn with_part_size(mut self, bytes: usize) -> Self {
+        self.transfer.part_size = bytes.max(5 * 1024 * 1024);
+        self
+    }
+    pub fn with_progress(mut self, progress: Progress) -> Self {
+        self.progress = progress;
+        self
+    }
+}
+
+/// The result of a sync: the report (always) and the plan it acted on.
+#[derive(Debug)]
+pub struct SyncOutcome {
+    pub report: Report,
+    pub plan: Plan,
+    /// The manifest committed to the destination, if one was.
+    pub committed: Option<Manifest>,
+}
+
+impl SyncOutcome {
+    /// True when any shard failed (the sync should exit 2).
+    pub fn failed(&self) -> bool {
+        self.report.shards_failed > 0
+    }
+}
+
+/// The state of both sides, gathered before anything is copied.
+pub struct Prepared {
+    pub plan: Plan,
+    pub src_previous: Option<Manifest>,
+    pub dst_stored: Option<manifest::StoredManifest>,
+    /// Source objects hashed during preparation (stale entries that had to be compared).
+    pub src_hashed: usize,
+    /// Source objects whose bytes differ from their manifest entry although their stat does not
+    /// (deep mode only): silent corruption at the source.
+    pub src_corrupt: Vec<String>,
+}
+
+/// Read both sides and build the plan, proving `Unproven` items. Reads no source byte that
+/// the copy will read anyway, except stale shards whose destination twin has the same size.
+pub async fn prepare(src: &Dataset, dst: &Dataset, opts: &SyncOptions) -> Result<Prepared> {
+    prepare_with(src, dst, opts, false).await
+}
+
+/// As [`prepare`]; with `rehash_source`, every source byte is re-hashed (deep check) and
+/// objects whose bytes no longer match their unchanged-looking manifest entry are reported.
+pub async fn prepare_with(
+    src: &Dataset,
+    dst: &Dataset,
+    opts: &SyncOptions,
+    rehash_source: bool,
+) -> Result<Prepared> {
+    let (src_prev, src_list, dst_stored, dst_list) = tokio::try_join!(
+        manifest::load(src),
+        list_dataset(src),
+        manifest::load(dst),
+        list_dataset(dst)
+    )?;
+    let src_prev = src_prev.map(|s| s.manifest);
+    let mut sources: Vec<SourceObject> = src_list
+        .iter()
+        .map(|stat| SourceObject {
+            entry: src_prev
+                .as_ref()
+                .and_then(|m| m.get(&stat.path))
+                .filter(|e| entry_matches_stat(e, stat))
+                .cloned(),
+            stat: stat.clone(),
+        })
+        .collect();
+
+    // Stale source objects with a same-size destination twin: hash them now, or we cannot tell
+    // `same` from `changed` (a copy would hash them anyway, but might not be needed).
+    let dst_sizes: std::collections::HashMap<&str, u64> =
+        dst_list.iter().map(|s| (s.path.as_str(), s.size)).collect();
+    let mut src_corrupt = Vec::new();
+    if rehash_source {
+        for s in &mut sources {
+            if let Some(e) = s.entry.take() {
+                src_corrupt.push(e); // candidates: compared with the fresh hash below
+            }
+        }
+    }
+    let must_hash: Vec<ObjectStat> = sources
+        .iter()
+        .filter(|s| {
+            rehash_source || (s.entry.is_none() && dst_sizes.get(s.stat.path.as_str()) == Some(&s.stat.size))
+        })
+        .map(|s| s.stat.clone())
+        .collect();
+    let src_hashed = must_hash.len();
+    if !must_hash.is_empty() {
+        let b = BuildOptions {
+            concurrency: opts.concurrency,
+            progress: opts.progress.clone(),
+        };
+        let built = build_from_listing(src, &must_hash, None, &b).await?;
+        for e in built.manifest.shards {
+            if let Ok(i) = sources.binary_search_by(|s| s.stat.path.cmp(&e.path)) {
+                sources[i].entry = Some(e);
+            }
+        }
+    }
+    // Keep only the claimed entries the fresh hash contradicts.
+    src_corrupt.retain(|claimed| {
+        sources
+            .binary_search_by(|s| s.stat.path.cmp(&claimed.path))
+            .ok()
+            .and_then(|i| sources[i].entry.as_ref())
+            .is_some_and(|fresh| !fresh.same_content(claimed))
+    });
+
+    let mut plan = diff(&sources, dst_stored.as_ref().map(|s| &s.manifest), &dst_list);
+    prove(dst, &mut plan, opts).await?;
+    Ok(Prepared {
+        plan,
+        src_previous: src_prev,
+        dst_stored,
+        src_hashed,
+        src_corrupt: src_corrupt.into_iter().map(|e| e.path).collect(),
+    })
+}
+
+/// A proof attempt: the destination stat and whether it matches, or `None` when it is gone.
+type ProofResult = Result<Option<(ObjectStat, bool)>>;
+/// A finished copy: the destination entry and how it was proven.
+type CopyResult = Result<(ShardEntry, Proof)>;
+
+/// Settle `Unproven` items (and, in deep mode, re-hash `Same` ones to catch rot).
+async fn prove(dst: &Dataset, plan: &mut Plan, opts: &SyncOptions) -> Result<()> {
+    let deep = opts.verify == VerifyMode::Deep;
+    let idx: Vec<usize> = plan
+        .items
+        .iter()
+        .enumerate()
+        .filter(|(_, i)| i.state == State::Unproven || (deep && i.state == State::Same))
+        .map(|(n, _)| n)
+        .collect();
+    if idx.is_empty() {
+        return Ok(());
+    }
+    let bytes: u64 = idx
+        .iter()
+        .map(|&n| plan.items[n].dst.as_ref().map_or(0, |d| d.size))
+        .sum();
+    opts.progress.start("proving", idx.len() as u64, bytes);
+    let results: Vec<(usize, ProofResult)> = futures::stream::iter(idx)
+        .map(|n| {
+            let item = &plan.items[n];
+            let sha = item
+                .src
+                .as_ref()
+                .and_then(|s| s.entry.as_ref())
+                .map(|e| e.sha256.clone());
+            let path = item.path.clone();
+            let progress = opts.progress.clone();
+            async move {
+                let r = match sha {
+                    Some(sha) => prove_same(dst, &path, &sha, opts.verify, &progress).await,
+                    None => Ok(None),
+                };
+                progress.object_done(&path);
+                (n, r)
+            }
+        })
+        .buffer_unordered(opts.concurrency)
+        .collect()
+        .await;
+    opts.progress.finish();
+    for (n, r) in results {
+        let item = &mut plan.items[n];
+        match r? {
+            Some((stat, true)) => {
+                let mut e = item
+                    .src
+                    .as_ref()
+                    .and_then(|s| s.entry.clone())
+                    .expect("proven items have a source entry");
+                e.mtime = Some(stat.mtime);
+                e.etag = stat.etag.clone();
+                item.dst = Some(stat);
+                item.dst_entry = Some(e);
+                item.state = State::Same;
+            }
+            Some((stat, false)) => {
+                // dst_entry stays: when the manifest claimed these very bytes, it is corruption.
+                item.dst = Some(stat);
+                item.state = State::Changed;
+            }
+            None => {
+                item.dst = None;
+                item.dst_entry = None;
+                item.state = State::New;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Share of paths that differ (C(A,B)); `Extra` counts, `Same` does not.
+fn inconsistency(plan: &Plan) -> f64 {
+    if plan.items.is_empty() {
+        return 0.0;
+    }
+    let differ = plan.items.iter().filter(|i| i.state != State::Same).count();
+    differ as f64 / plan.items.len() as f64
+}
+
+/// A finding for a plan item that differs.
+pub fn finding_for(item: &PlanItem) -> Option<Finding> {
+    let (kind, detail) = match item.state {
+        State::Same => return None,
+        State::New => (
+            FindingKind::Missing,
+            "in the source, absent from the destination".to_string(),
+        ),
+        State::Missing => (
+            FindingKind::Missing,
+            "listed in the destination manifest but absent from the destination store".to_string(),
+        ),
+        State::Extra => (
+            FindingKind::Extra,
+            "in the destination only; `sync --delete` removes it".to_string(),
+        ),
+        State::Changed => {
+            let (s, d) = (
+                item.src.as_ref().map(|s| s.stat.size),
+                item.dst.as_ref().map(|d| d.size),
+            );
+            match (s, d) {
+                (Some(s), Some(d)) if s != d => (
+                    FindingKind::SizeMismatch,
+                    format!("source {s} bytes, destination {d} bytes"),
+                ),
+                _ if item.is_corrupt() => (
+                    FindingKind::Corrupt,
+                    "bytes differ from the SHA-256 the destination manifest records (silent corruption); \
+                     `sync --verify deep` repairs it"
+                        .to_string(),
+                ),
+                _ => (
+                    FindingKind::Changed,
+                    "same size, different SHA-256; `sync` re-copies it".to_string(),
+                ),
+            }
+        }
+        State::Unproven => (
+            FindingKind::Changed,
+            "destination hash unknown (not in its manifest); run with --deep to prove".to_string(),
+        ),
+    };
+    Some(Finding {
+        path: item.path.clone(),
+        kind,
+        detail,
+    })
+}
+
+/// Run one sync. Per-shard failures do not abort the others; they are in the report
+/// (`shards_failed`, findings of kind `error`) and the manifest committed claims none of them.
+pub async fn sync(src: &Dataset, dst: &Dataset, opts: &SyncOptions) -> Result<SyncOutcome> {
+    let mode = if opts.dry_run {
+        "dry-run"
+    } else if opts.full {
+        "full"
+    } else {
+        "incremental"
+    };
+    let mut report = Report::new("sync", mode, Some(&src.url), Some(&dst.url));
+    report.verify = Some(opts.verify);
+    let Prepared {
+        mut plan,
+        src_previous,
+        dst_stored,
+        ..
+    } = prepare(src, dst, opts).await?;
+    let before = inconsistency(&plan);
+    report.inconsistency_before = Some(before);
+    report.plan = Some(plan.counts());
+    report.src_digest = src_previous.as_ref().map(|m| m.digest.clone());
+    report.dst_digest = dst_stored.as_ref().map(|s| s.manifest.digest.clone());
+    report.shards_total = plan.items.iter().filter(|i| i.src.is_some()).count() as u64;
+    report.bytes_total = plan
+        .items
+        .iter()
+        .filter_map(|i| i.src.as_ref())
+        .map(|s| s.stat.size)
+        .sum();
+
+    let copy_idx: Vec<usize> = plan
+        .items
+        .iter()
+        .enumerate()
+        .filter(|(_, i)| i.state.needs_copy() || (opts.full && i.state == State::Same))
+        .map(|(n, _)| n)
+        .collect();
+
+    if opts.dry_run {
+        for item in &plan.items {
+            report.findings.extend(finding_for(item));
+        }
+        report.consistent = plan.is_clean();
+        report.inconsistency = before;
+        report.shards_skipped = report.shards_total - copy_idx.len() as u64;
+        report.finish();
+        return Ok(SyncOutcome {
+            report,
+            plan,
+            committed: None,
+        });
+    }
+
+    let protection = commit::probe_protection(dst).await?;
+    report.commit_protection = Some(protection);
+    if protection == CommitProtection::NotEnforced {
+        let w = format!(
+            "{} accepts conditional writes but does not enforce them: two syncs into it at once can interleave",
+            dst.url
+        );
+        tracing::warn!("{w}");
+        report.warnings.push(w);
+    }
+
+    // Interim commit: stop claiming entries we are about to overwrite or that no longer hold.
+    let mut expected: Expected = dst_stored.as_ref().map(|s| s.version.clone());
+    if let Some(stored) = &dst_stored {
+        let overwriting: HashSet<&str> = copy_idx
+            .iter()
+            .map(|&n| &plan.items[n])
+            .filter(|i| i.state != State::Same)
+            .map(|i| i.path.as_str())
+            .collect();
+        let keep: Vec<ShardEntry> = stored
+            .manifest
+            .shards
+            .iter()
+            .filter(|e| !overwriting.contains(e.path.as_str()))
+            .filter(|e| {
+                plan.items
+                    .binary_search_by(|x| x.path.as_str().cmp(&e.path))
+                    .ok()
+                    .and_then(|n| plan.items[n].dst_entry.as_ref())
+                    .is_some_and(|d| d.same_content(e))
+            })
+            .cloned()
+            .collect();
+        if keep.len() != stored.manifest.shards.len() {
+            let interim = Manifest::new(dst.url.clone(), keep)?;
+            expected = Some(commit::commit(dst, &interim, &expected).await?);
+        }
+    }
+
+    // Copy.
+    let copy_bytes: u64 = copy_idx
+        .iter()
+        .map(|&n| plan.items[n].src.as_ref().map_or(0, |s| s.stat.size))
+        .sum();
+    opts.progress.start("copying", copy_idx.len() as u64, copy_bytes);
+    let jobs = copy_idx.iter().map(|&n| {
+        let item = &plan.items[n];
+        let s = item.src.as_ref().expect("copied items have a source");
+        let job = CopyJob {
+            path: item.path.clone(),
+            size: s.stat.size,
+            expected_sha256: s.entry.as_ref().map(|e| e.sha256.clone()),
+            src_etag: s.stat.etag.clone(),
+        };
+        (n, job)
+    });
+    let results: Vec<(usize, Option<CopyResult>)> = futures::stream::iter(jobs)
+        .map(|(n, job)| {
+            let item_entry = plan.items[n].src.as_ref().and_then(|s| s.entry.clone());
+            let src_stat = plan.items[n].src.as_ref().map(|s| s.stat.clone());
+            async move {
+                if opts.cancel.load(Ordering::Relaxed) {
+                    return (n, None);
+                }
+                let r = copy_and_verify(src, dst, &job, item_entry, src_stat, opts).await;
+                opts.progress.object_done(&job.path);
+                (n, Some(r))
+            }
+        })
+        .buffer_unordered(opts.concurrency)
+        .collect()
+        .await;
+    opts.progress.finish();
+
+    // Final manifest: every source entry proven present on the destination.
+    let mut copied_entries: Vec<Option<ShardEntry>> = vec![None; plan.items.len()];
+    let mut failures: Vec<(String, String)> = Vec::new();
+    let mut not_started = 0usize;
+    for (n, r) in results {
+        match r {
+            None => not_started += 1,
+            Some(Ok((entry, proof))) => {
+                report.shards_copied += 1;
+                report.bytes_copied += entry.size;
+                match proof {
+                    Proof::SizeAndMetadata => report.proofs.size_and_metadata += 1,
+                    Proof::Size => report.proofs.size += 1,
+                    Proof::Rehash => report.proofs.rehash += 1,
+                }
+                copied_entries[n] = Some(entry);
+            }
+            Some(Err(e)) => {
+                let kind = match &e {
+                    Error::HashMismatch { .. } => FindingKind::Corrupt,
+                    Error::InvalidParquet { .. } => FindingKind::InvalidParquet,
+                    Error::SizeMismatch { .. } => FindingKind::SizeMismatch,
+                    _ => FindingKind::Error,
+                };
+                report.findings.push(Finding {
+                    path: plan.items[n].path.clone(),
+                    kind,
+                    detail: e.to_string(),
+                });
+                failures.push((plan.items[n].path.clone(), e.to_string()));
+            }
+        }
+    }
+    report.shards_failed = failures.len() as u64;
+    if not_started > 0 {
+        report.warnings.push(format!(
+            "interrupted: {not_started} shard(s) not started; the next sync copies them"
+        ));
+    }
+
+    let mut dst_entries = Vec::new();
+    let mut src_entries = Vec::new();
+    let mut src_complete = true;
+    for (n, item) in plan.items.iter().enumerate() {
+        let Some(s) = &item.src else { continue };
+        if let Some(e) = &copied_entries[n] {
+            dst_entries.push(e.clone());
+            let mut se = e.clone();
+            se.mtime = Some(s.stat.mtime);
+            se.etag = s.stat.etag.clone();
+            src_entries.push(se);
+        } else if item.state == State::Same && !(opts.full && copy_idx.contains(&n)) {
+            if let Some(d) = &item.dst_entry {
+                dst_entries.push(d.clone());
+            }
+            match &s.entry {
+                Some(e) => src_entries.push(e.clone()),
+                None => src_complete = false,
+            }
+        } else {
+            match &s.entry {
+                Some(e) => src_entries.push(e.clone()),
+                None => src_complete = false,
+            }
+        }
+    }
+    report.shards_skipped =
+        report.shards_total - report.shards_copied - failures.len() as u64 - not_started as u64;
+    report.bytes_skipped = report.bytes_total.saturating_sub(report.bytes_copied);
+
+    let final_manifest = Manifest::new(dst.url.clone(), dst_entries)?;
+    let unchanged = dst_stored
+        .as_ref()
+        .is_some_and(|s| s.manifest.shards == final_manifest.shards && expected.as_ref() == Some(&s.version));
+    let committed = if unchanged {
+        None
+    } else {
+        commit::commit(dst, &final_manifest, &expected).await?;
+        report.committed = true;
+        Some(final_manifest.clone())
+    };
+    report.dst_digest = Some(final_manifest.digest.clone());
+
+    // Source manifest write-back, when it was missing or refreshed and every entry is known.
+    if src_complete {
+        let src_manifest = Manifest::new(src.url.clone(), src_entries)?;
+        report.src_digest = Some(src_manifest.digest.clone());
+        let stale = src_previous
+            .as_ref()
+            .is_none_or(|p| p.shards != src_manifest.shards);
+        if stale && opts.write_source_manifest {
+            if let Err(e) = manifest::save(src, &src_manifest).await {
+                let w = format!("could not write the refreshed source manifest (read-only source?): {e}");
+                tracing::warn!("{w}");
+                report.warnings.push(w);
+            }
+        }
+    }
+
+    // --delete: extras go only after the commit, so the manifest never names a deleted object.
+    if opts.delete && failures.is_empty() && not_started == 0 {
+        let extras: Vec<String> = plan.in_state(State::Extra).map(|i| i.path.clone()).collect();
+        let deleted: Vec<Result<()>> = futures::stream::iter(extras)
+            .map(|p| async move {
+                dst.store
+                    .delete(&dst.key(&p))
+                    .await
+                    .map_err(|e| Error::store(p.clone(), "delete", e))
+            })
+            .buffer_unordered(opts.concurrency)
+            .collect()
+            .await;
+        for d in deleted {
+            match d {
+                Ok(()) => report.shards_deleted += 1,
+                Err(e) => report.warnings.push(e.to_string()),
+            }
+        }
+        for item in plan.items.iter_mut().filter(|i| i.state == State::Extra) {
+            item.state = State::Same; // gone now; counts as consistent below
+        }
+    }
+
+    let consistent = failures.is_empty()
+        && not_started == 0
+        && plan
+            .items
+            .iter()
+            .all(|i| i.src.is_some() || i.state == State::Same)
+        && report.src_digest.is_some()
+        && report.src_digest == report.dst_digest;
+    report.consistent = consistent;
+    let remaining = plan
+        .items
+        .iter()
+        .enumerate()
+        .filter(|(n, i)| {
+            copied_entries[*n].is_none()
+                && i.state != State::Same
+                && !(i.state == State::Extra && opts.delete)
+        })
+        .count();
+    report.inconsistency = if plan.items.is_empty() {
+        0.0
+    } else {
+        remaining as f64 / plan.items.len() as f64
+    };
+    for item in plan.items.iter().filter(|i| i.state == State::Extra) {
+        report.findings.extend(finding_for(item));
+    }
+    report.finish();
+    Ok(SyncOutcome {
+        report,
+        plan,
+        committed,
+    })
+}
+
+/// Copy one shard, verify it on the destination, and return its destination entry.
+async fn copy_and_verify(
+    src: &Dataset,
+    dst: &Dataset,
+    job: &CopyJob,
+    planned: Option<ShardEntry>,
+    src_stat: Option<ObjectStat>,
+    opts: &SyncOptions,
+) -> Result<(ShardEntry, Proof)> {
+    let copied = copy_object(src, dst, job, &opts.transfer, &opts.progress).await?;
+    let hashed = copied.hashed;
+    let mut entry = match planned {
+        Some(e) => e,
+        None => {
+            let stat = src_stat.expect("source stat");
+            let mut e = ShardEntry {
+                path: job.path.clone(),
+                size: hashed.size,
+                sha256: hashed.sha256.clone(),
+                mtime: Some(stat.mtime),
+                etag: stat.etag,
+                rows: None,
+                row_groups: None,
+                schema: None,
+            };
+            if is_parquet_path(&job.path) {
+                match parquet_facts(src, &job.path, &hashed).await {
+                    Ok(f) => {
+                        e.rows = Some(f.rows);
+                        e.row_groups = Some(f.row_groups);
+                        e.schema = Some(f.schema);
+                    }
+                    Err(err) => {
+                        // Landed bytes are the source's, but they are not a usable shard.
+                        let _ = dst.store.delete(&dst.key(&job.path)).await;
+                        return Err(err);
+                    }
+                }
+            }
+            e
+        }
+    };
+    let (stat, proof) = match verify_landed(dst, &job.path, entry.size, &entry.sha256, opts.verify).await {
+        Ok(v) => v,
+        Err(e) => {
+            // The store did not keep what we sent: do not leave it under the final key.
+            if matches!(e, Error::HashMismatch { .. } | Error::SizeMismatch { .. }) {
+                let _ = dst.store.delete(&dst.key(&job.path)).await;
+            }
+            return Err(e);
+        }
+    };
+    entry.mtime = Some(stat.mtime);
+    entry.etag = stat.etag;
+    Ok((entry, proof))
+}

@@ -1,0 +1,252 @@
+//! The copy engine: stream one object from source to destination, hashing as it flows, and
+//! land it only if its bytes are the ones planned.
+//!
+//! Small objects (at most one part) are collected as reference-counted chunks and sent in one
+//! PUT after the hash checks out — a mismatch means the PUT is never issued. Larger objects go
+//! through a multipart upload whose parts are sent while the stream is still being read; the
+//! upload is completed only after the hash checks out, and aborted otherwise. Memory per
+//! object is bounded by `(parts_in_flight + 1) × part_size`, whatever the object's size.
+//!
+//! Transient failures (network, 5xx, throttling, a body cut mid-stream) are retried for the
+//! whole object with backoff, after object_store's own per-request retries.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use object_store::{
+    Attribute, AttributeValue, Attributes, GetOptions, ObjectStore, PutMode, PutMultipartOptions, PutOptions,
+    PutPayload, WriteMultipart,
+};
+
+use crate::error::{Error, Result};
+use crate::hash::{Hashed, StreamHasher};
+use crate::progress::Progress;
+use crate::store::Dataset;
+
+/// The user-metadata key under which the shard's SHA-256 is stored on the destination object.
+pub const SHA256_METADATA_KEY: &str = "sha256";
+
+/// Knobs of the copy engine.
+#[derive(Debug, Clone)]
+pub struct TransferOptions {
+    /// Multipart part size; objects up to this size go in one PUT.
+    pub part_size: usize,
+    /// Parts of one object uploaded at once.
+    pub parts_in_flight: usize,
+    /// Attempts per object for transient failures.
+    pub attempts: u32,
+    /// First backoff between attempts (doubles each time).
+    pub backoff: Duration,
+}
+
+impl Default for TransferOptions {
+    fn default() -> Self {
+        TransferOptions {
+            part_size: 8 * 1024 * 1024,
+            parts_in_flight: 2,
+            attempts: 4,
+            backoff: Duration::from_millis(200),
+        }
+    }
+}
+
+/// One object to copy.
+#[derive(Debug, Clone)]
+pub struct CopyJob {
+    pub path: String,
+    /// The size the plan expects.
+    pub size: u64,
+    /// The SHA-256 the plan expects; `None` when the source object is hashed during the copy.
+    pub expected_sha256: Option<String>,
+    /// The source ETag seen when listing: the read is pinned to it so a rewrite fails loudly.
+    pub src_etag: Option<String>,
+}
+
+/// What a successful copy proved.
+#[derive(Debug)]
+pub struct Copied {
+    pub hashed: Hashed,
+    pub attempts: u32,
+}
+
+/// Copy one object, retrying transient failures.
+pub async fn copy_object(
+    src: &Dataset,
+    dst: &Dataset,
+    job: &CopyJob,
+    opts: &TransferOptions,
+    progress: &Progress,
+) -> Result<Copied> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut moved = 0u64;
+        match copy_once(src, dst, job, opts, progress, &mut moved).await {
+            Ok(hashed) => {
+                return Ok(Copied {
+                    hashed,
+                    attempts: attempt,
+                })
+            }
+            Err(e) if e.is_transient() && attempt < opts.attempts => {
+                progress.sub_bytes(moved);
+                tracing::warn!(path = %job.path, attempt, error = %e, "transient failure, retrying");
+                tokio::time::sleep(opts.backoff * 2u32.pow(attempt - 1)).await;
+            }
+            Err(e) => {
+                progress.sub_bytes(moved);
+                return Err(e);
+            }
+        }
+    }
+}
+
+async fn copy_once(
+    src: &Dataset,
+    dst: &Dataset,
+    job: &CopyJob,
+    opts: &TransferOptions,
+    progress: &Progress,
+    moved: &mut u64,
+) -> Result<Hashed> {
+    let path = job.path.as_str();
+    let get_opts = GetOptions {
+        if_match: job
+            .src_etag
+            .clone()
+            .filter(|_| src.backend != crate::store::Backend::Memory),
+        ..Default::default()
+    };
+    let res = src
+        .store
+        .get_opts(&src.key(path), get_opts)
+        .await
+        .map_err(|e| source_read_error(path, e))?;
+    if res.meta.size != job.size {
+        return Err(Error::SourceChanged {
+            path: path.to_string(),
+        });
+    }
+    let mut stream = res.into_stream();
+    let mut hasher = StreamHasher::new();
+    let dst_key = dst.key(path);
+
+    if job.size as usize <= opts.part_size {
+        // One PUT, issued only once every byte has been hashed and checked.
+        let mut chunks: Vec<Bytes> = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| Error::store(path, "read", e))?;
+            hasher.update(&chunk);
+            *moved += chunk.len() as u64;
+            progress.add_bytes(chunk.len() as u64);
+            chunks.push(chunk);
+        }
+        let hashed = hasher.finish();
+        check(job, &hashed)?;
+        let payload: PutPayload = chunks.into_iter().collect();
+        dst.store
+            .put_opts(
+                &dst_key,
+                payload,
+                PutOptions {
+                    mode: PutMode::Overwrite,
+                    attributes: sha_attributes(dst, &hashed.sha256),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| Error::store(path, "write", e))?;
+        return Ok(hashed);
+    }
+
+    // Multipart: parts flow while reading; completion waits for the hash. The expected hash
+    // goes into the metadata up front when known; otherwise nothing is claimed there.
+    let attributes = match &job.expected_sha256 {
+        Some(sha) => sha_attributes(dst, sha),
+        None => Attributes::new(),
+    };
+    let upload = dst
+        .store
+        .put_multipart_opts(
+            &dst_key,
+            PutMultipartOptions {
+                attributes,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| Error::store(path, "start multipart upload", e))?;
+    let mut writer = WriteMultipart::new_with_chunk_size(upload, opts.part_size);
+    let result: Result<()> = async {
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| Error::store(path, "read", e))?;
+            hasher.update(&chunk);
+            *moved += chunk.len() as u64;
+            progress.add_bytes(chunk.len() as u64);
+            writer
+                .wait_for_capacity(opts.parts_in_flight.max(1))
+                .await
+                .map_err(|e| Error::store(path, "upload part", e))?;
+            writer.put(chunk);
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        let _ = writer.abort().await;
+        return Err(e);
+    }
+    let hashed = hasher.finish();
+    if let Err(e) = check(job, &hashed) {
+        let _ = writer.abort().await;
+        return Err(e);
+    }
+    writer
+        .finish()
+        .await
+        .map_err(|e| Error::store(path, "complete multipart upload", e))?;
+    Ok(hashed)
+}
+
+/// The streamed bytes must be the planned size and hash.
+fn check(job: &CopyJob, hashed: &Hashed) -> Result<()> {
+    if hashed.size != job.size {
+        return Err(Error::SizeMismatch {
+            path: job.path.clone(),
+            expected: job.size,
+            actual: hashed.size,
+        });
+    }
+    if let Some(expected) = &job.expected_sha256 {
+        if &hashed.sha256 != expected {
+            return Err(Error::HashMismatch {
+                path: job.path.clone(),
+                expected: expected.clone(),
+                actual: hashed.sha256.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn source_read_error(path: &str, e: object_store::Error) -> Error {
+    match e {
+        object_store::Error::Precondition { .. } => Error::SourceChanged {
+            path: path.to_string(),
+        },
+        e => Error::store(path, "read", e),
+    }
+}
+
+/// The destination metadata that records the shard's hash, where the backend keeps metadata.
+pub fn sha_attributes(dst: &Dataset, sha256: &str) -> Attributes {
+    let mut a = Attributes::new();
+    if dst.backend.supports_metadata() {
+        a.insert(
+            Attribute::Metadata(SHA256_METADATA_KEY.into()),
+            AttributeValue::from(sha256.to_string()),
+        );
+    }
+    a
+}
