@@ -398,17 +398,6 @@ pub async fn sync(src: &Dataset, dst: &Dataset, opts: &SyncOptions) -> Result<Sy
         });
     }
 
-    let protection = commit::probe_protection(dst).await?;
-    report.commit_protection = Some(protection);
-    if protection == CommitProtection::NotEnforced {
-        let w = format!(
-            "{} accepts conditional writes but does not enforce them: two syncs into it at once can interleave",
-            dst.url
-        );
-        tracing::warn!("{w}");
-        report.warnings.push(w);
-    }
-
     // Interim commit: stop claiming entries we are about to overwrite or that no longer hold.
     let mut expected: Expected = dst_stored.as_ref().map(|s| s.version.clone());
     if let Some(stored) = &dst_stored {
@@ -433,6 +422,7 @@ pub async fn sync(src: &Dataset, dst: &Dataset, opts: &SyncOptions) -> Result<Sy
             .cloned()
             .collect();
         if keep.len() != stored.manifest.shards.len() {
+            probe_once(dst, &mut report).await?;
             let interim = Manifest::new(dst.url.clone(), keep)?;
             expected = Some(commit::commit(dst, &interim, &expected).await?);
         }
@@ -550,6 +540,7 @@ pub async fn sync(src: &Dataset, dst: &Dataset, opts: &SyncOptions) -> Result<Sy
     let committed = if unchanged {
         None
     } else {
+        probe_once(dst, &mut report).await?;
         commit::commit(dst, &final_manifest, &expected).await?;
         report.committed = true;
         Some(final_manifest.clone())
@@ -629,6 +620,25 @@ pub async fn sync(src: &Dataset, dst: &Dataset, opts: &SyncOptions) -> Result<Sy
         plan,
         committed,
     })
+}
+
+/// Probe the destination's commit protection before its first commit (a no-op sync writes
+/// nothing and so pays nothing), and warn when conditions are not enforced.
+async fn probe_once(dst: &Dataset, report: &mut Report) -> Result<()> {
+    if report.commit_protection.is_some() {
+        return Ok(());
+    }
+    let protection = commit::probe_protection(dst).await?;
+    report.commit_protection = Some(protection);
+    if protection == CommitProtection::NotEnforced {
+        let w = format!(
+            "{} accepts conditional writes but does not enforce them: two syncs into it at once can interleave",
+            dst.url
+        );
+        tracing::warn!("{w}");
+        report.warnings.push(w);
+    }
+    Ok(())
 }
 
 /// Copy one shard, verify it on the destination, and return its destination entry.

@@ -1,0 +1,150 @@
+//! The store factory the whole suite runs against: one test body, every backend.
+//!
+//! `Backend::all()` yields memory, local folders and the in-process S3 server; `Env::new`
+//! prepares a fresh namespace on one of them; `env.url(name)` / `env.options()` give what a
+//! user would type on the command line, and `env.open(name)` the library's `Dataset`.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use shardsync::{Dataset, OpenOptions};
+
+use crate::common::s3::{self, S3Server};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Memory,
+    Local,
+    S3,
+}
+
+impl Backend {
+    pub fn all() -> [Backend; 3] {
+        [Backend::Memory, Backend::Local, Backend::S3]
+    }
+}
+
+/// A fresh place to put datasets on one backend.
+pub struct Env {
+    pub backend: Backend,
+    pub server: Option<S3Server>,
+    pub tmp: tempfile::TempDir,
+    /// Unique per Env, so memory:// namespaces never collide between tests.
+    ns: String,
+}
+
+pub const BUCKET: &str = "data";
+
+impl Env {
+    pub async fn new(backend: Backend) -> Env {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let ns = format!("t{:016x}", rand::random::<u64>());
+        let server = if backend == Backend::S3 {
+            let s = s3::start().await;
+            s.create_bucket(BUCKET);
+            Some(s)
+        } else {
+            None
+        };
+        Env {
+            backend,
+            server,
+            tmp,
+            ns,
+        }
+    }
+
+    /// The URL of dataset `name` (a prefix in the bucket, a sub-folder, a memory prefix).
+    pub fn url(&self, name: &str) -> String {
+        match self.backend {
+            Backend::Memory => format!("memory://{}/{name}", self.ns),
+            Backend::Local => self.tmp.path().join(name).display().to_string(),
+            Backend::S3 => format!("s3://{BUCKET}/{name}"),
+        }
+    }
+
+    /// `KEY=VALUE` store options for this backend (empty except for S3).
+    pub fn options(&self) -> Vec<(String, String)> {
+        self.server
+            .as_ref()
+            .map(|s| s.store_options())
+            .unwrap_or_default()
+    }
+
+    /// Options as command-line arguments with the given flag (`--opt`, `--src-opt`, `--dst-opt`).
+    pub fn cli_options(&self, flag: &str) -> Vec<String> {
+        self.options()
+            .into_iter()
+            .flat_map(|(k, v)| [flag.to_string(), format!("{k}={v}")])
+            .collect()
+    }
+
+    /// Open dataset `name` (local folders are created).
+    pub fn open(&self, name: &str) -> Dataset {
+        Dataset::open(
+            &self.url(name),
+            &OpenOptions {
+                options: self.options(),
+                create_local: true,
+            },
+        )
+        .expect("open dataset")
+    }
+}
+
+/// Put `bytes` at `rel` under the dataset root.
+pub async fn put(ds: &Dataset, rel: &str, bytes: impl Into<Bytes>) {
+    ds.store
+        .put(&ds.key(rel), PutPayload::from(bytes.into()))
+        .await
+        .unwrap_or_else(|e| panic!("put {rel}: {e}"));
+}
+
+/// Read `rel` under the dataset root.
+pub async fn get(ds: &Dataset, rel: &str) -> Bytes {
+    ds.store
+        .get(&ds.key(rel))
+        .await
+        .unwrap_or_else(|e| panic!("get {rel}: {e}"))
+        .bytes()
+        .await
+        .expect("body")
+}
+
+/// Delete `rel` under the dataset root.
+pub async fn delete(ds: &Dataset, rel: &str) {
+    ds.store.delete(&ds.key(rel)).await.expect("delete");
+}
+
+/// Write a demo dataset (`n` Parquet shards of `rows` rows + `dataset_info.json`) into `ds`.
+/// Returns the shard paths.
+pub async fn write_demo(ds: &Dataset, n: usize, rows: usize, seed: u64) -> Vec<String> {
+    let mut paths = Vec::new();
+    for i in 0..n {
+        let bytes = shardsync::demo::shard_bytes(i, rows, seed).expect("shard bytes");
+        let p = shardsync::demo::shard_name(i);
+        put(ds, &p, bytes).await;
+        paths.push(p);
+    }
+    put(ds, "dataset_info.json", &b"{\"name\": \"test\"}"[..]).await;
+    paths
+}
+
+/// Every object (path, bytes) under the dataset root except `_shardsync/`, sorted.
+pub async fn snapshot(ds: &Dataset) -> Vec<(String, Bytes)> {
+    let listing = shardsync::listing::list_dataset(ds).await.expect("list");
+    let mut out = Vec::new();
+    for s in listing {
+        out.push((s.path.clone(), get(ds, &s.path).await));
+    }
+    out
+}
+
+/// The raw store of a dataset, for tests that go around shardsync.
+pub fn raw(ds: &Dataset) -> (Arc<dyn ObjectStore>, Path) {
+    (ds.store.clone(), ds.root.clone())
+}

@@ -1,0 +1,8 @@
+//! One integration suite, written once against a store factory and run against memory,
+//! local folders and a real S3 server (s3s-fs in this process on 127.0.0.1).
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod backends;
+mod smoke;
