@@ -123,20 +123,22 @@ pub async fn diff(
 }
 
 pub fn sync_options(a: &SyncArgs, progress: Progress) -> SyncOptions {
-    SyncOptions {
+    let mut opts = SyncOptions {
         write_source_manifest: !a.no_source_write,
         ..SyncOptions::default()
-    }
-    .with_full(a.full)
-    .with_delete(a.delete)
-    .with_dry_run(a.dry_run)
-    .with_concurrency(a.jobs)
-    .with_verify(match a.verify {
-        VerifyArg::Size => VerifyMode::Size,
-        VerifyArg::Deep => VerifyMode::Deep,
-    })
-    .with_part_size(usize::try_from(a.part_size).unwrap_or(usize::MAX))
-    .with_progress(progress)
+    };
+    opts.transfer.memory =
+        shardsync::transfer::MemoryBudget::new(usize::try_from(a.max_memory).unwrap_or(usize::MAX));
+    opts.with_full(a.full)
+        .with_delete(a.delete)
+        .with_dry_run(a.dry_run)
+        .with_concurrency(a.jobs)
+        .with_verify(match a.verify {
+            VerifyArg::Size => VerifyMode::Size,
+            VerifyArg::Deep => VerifyMode::Deep,
+        })
+        .with_part_size(usize::try_from(a.part_size).unwrap_or(usize::MAX))
+        .with_progress(progress)
 }
 
 fn write_report(path: &Path, report: &Report) -> Result<()> {

@@ -137,6 +137,9 @@ pub struct SyncArgs {
     /// Multipart part size (e.g. 8MiB, 16MiB); shards up to this size go in one PUT.
     #[arg(long, default_value = "8MiB", value_parser = parse_size)]
     pub part_size: u64,
+    /// Most shard bytes buffered in memory at once, over all concurrent copies.
+    #[arg(long, default_value = "256MiB", value_parser = parse_size)]
+    pub max_memory: u64,
     /// Write the JSON consistency report to FILE.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,

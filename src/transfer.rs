@@ -10,6 +10,7 @@
 //! Transient failures (network, 5xx, throttling, a body cut mid-stream) are retried for the
 //! whole object with backoff, after object_store's own per-request retries.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -18,6 +19,7 @@ use object_store::{
     Attribute, AttributeValue, Attributes, GetOptions, ObjectStore, PutMode, PutMultipartOptions, PutOptions,
     PutPayload, WriteMultipart,
 };
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::error::{Error, Result};
 use crate::hash::{Hashed, StreamHasher};
@@ -26,6 +28,9 @@ use crate::store::Dataset;
 
 /// The user-metadata key under which the shard's SHA-256 is stored on the destination object.
 pub const SHA256_METADATA_KEY: &str = "sha256";
+
+/// Default for [`TransferOptions::memory`]: 256 MiB of buffered shard bytes.
+pub const DEFAULT_MEMORY_BUDGET: usize = 256 * 1024 * 1024;
 
 /// Knobs of the copy engine.
 #[derive(Debug, Clone)]
@@ -38,6 +43,40 @@ pub struct TransferOptions {
     pub attempts: u32,
     /// First backoff between attempts (doubles each time).
     pub backoff: Duration,
+    /// Bytes all copies together may hold in memory; a copy reserves what it can buffer
+    /// (its size, or `(parts_in_flight + 1) × part_size`) before it starts reading.
+    pub memory: Arc<MemoryBudget>,
+}
+
+/// A shared budget of buffered bytes, so memory stays bounded whatever `-j` is.
+#[derive(Debug)]
+pub struct MemoryBudget {
+    bytes: usize,
+    sem: Semaphore,
+}
+
+impl MemoryBudget {
+    /// A budget of `bytes` (at least one part's worth is always granted to a single copy).
+    pub fn new(bytes: usize) -> Arc<MemoryBudget> {
+        let bytes = bytes.clamp(1 << 20, u32::MAX as usize);
+        Arc::new(MemoryBudget {
+            bytes,
+            sem: Semaphore::new(bytes),
+        })
+    }
+
+    /// The budget's size in bytes.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    async fn reserve(&self, want: usize) -> SemaphorePermit<'_> {
+        let n = want.clamp(1, self.bytes) as u32;
+        self.sem
+            .acquire_many(n)
+            .await
+            .expect("budget semaphore is never closed")
+    }
 }
 
 impl Default for TransferOptions {
@@ -47,6 +86,7 @@ impl Default for TransferOptions {
             parts_in_flight: 2,
             attempts: 4,
             backoff: Duration::from_millis(200),
+            memory: MemoryBudget::new(DEFAULT_MEMORY_BUDGET),
         }
     }
 }
@@ -111,6 +151,8 @@ async fn copy_once(
     moved: &mut u64,
 ) -> Result<Hashed> {
     let path = job.path.as_str();
+    let buffered = (job.size as usize).min((opts.parts_in_flight.max(1) + 1) * opts.part_size);
+    let _reserved = opts.memory.reserve(buffered).await;
     let get_opts = GetOptions {
         if_match: job
             .src_etag
