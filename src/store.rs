@@ -222,12 +222,17 @@ impl Dataset {
     }
 
     /// The store key of a path relative to the dataset root.
+    ///
+    /// Keys are taken verbatim (`Path::parse`): `Path::from` would percent-encode non-ASCII and
+    /// characters like `%` or `#`, so `ünï.parquet` would land under a different name.
     pub fn key(&self, rel: &str) -> Path {
-        if self.root.as_ref().is_empty() {
-            Path::from(rel)
+        let full = if self.root.as_ref().is_empty() {
+            rel.to_string()
         } else {
-            Path::from(format!("{}/{}", self.root.as_ref(), rel))
-        }
+            format!("{}/{}", self.root.as_ref(), rel)
+        };
+        // Paths are validated before they get here; the fallback only keeps this infallible.
+        Path::parse(&full).unwrap_or_else(|_| Path::from(full.as_str()))
     }
 
     /// The path relative to the dataset root of a store key, if it is under the root.
@@ -393,5 +398,9 @@ mod tests {
             Some("a/b.parquet")
         );
         assert_eq!(d.relative(&Path::from("data/settle/x")), None);
+        assert_eq!(
+            d.key("dir one/ünï #1.parquet").as_ref(),
+            "data/set/dir one/ünï #1.parquet"
+        );
     }
 }
