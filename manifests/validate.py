@@ -70,6 +70,13 @@ def manifest_extra_checks(doc):
     return errors
 
 
+def explain(error):
+    """The validator's message, or the broken rule's description for a `not` (path rules)."""
+    if error.validator == "not" and "description" in error.schema:
+        return f"{error.instance!r}: breaks the rule \"{error.schema['description']}\""
+    return error.message
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--schema", choices=sorted(SCHEMAS), help="force a schema instead of guessing")
@@ -95,7 +102,7 @@ def main(argv=None):
             status = max(status, 2)
             continue
         errors = [
-            f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}"
+            f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {explain(e)}"
             for e in sorted(validators[kind].iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))
         ]
         if not errors and kind == "manifest":
