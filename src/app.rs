@@ -143,7 +143,8 @@ pub fn sync_options(a: &SyncArgs, progress: Progress) -> SyncOptions {
 
 fn write_report(path: &Path, report: &Report) -> Result<()> {
     let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, report.to_json()).with_context(|| format!("writing report {}", path.display()))?;
+    std::fs::write(&tmp, report.to_json() + "\n")
+        .with_context(|| format!("writing report {}", path.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("writing report {}", path.display()))?;
     Ok(())
 }

@@ -92,7 +92,17 @@ pub async fn check(src: &Dataset, dst: &Dataset, opts: &CheckOptions) -> Result<
     let plan = &prepared.plan;
     report.plan = Some(plan.counts());
     for item in &plan.items {
-        report.findings.extend(finding_for(item));
+        let Some(mut f) = finding_for(item) else {
+            continue;
+        };
+        if opts.deep && f.kind == FindingKind::Changed && claims_source_hash(dst, item).await? {
+            f.kind = FindingKind::Corrupt;
+            f.detail = "bytes differ from the SHA-256 recorded in the destination object's metadata, \
+                        which is the source's (silent corruption; a shallow check trusts the metadata); \
+                        `sync --verify deep` repairs it"
+                .into();
+        }
+        report.findings.push(f);
     }
     for path in &prepared.src_corrupt {
         report.findings.push(Finding {
@@ -136,6 +146,23 @@ pub async fn check(src: &Dataset, dst: &Dataset, opts: &CheckOptions) -> Result<
     report.consistent = report.findings.is_empty();
     report.finish();
     Ok(report)
+}
+
+/// Whether a destination object that a deep check found to differ carries the source's SHA-256
+/// in its metadata: the copy was verified once and the bytes rotted since. Stores whose
+/// listings do not reproduce the manifest's cache key (mtime precision, no ETag in listings)
+/// lose the manifest's word for the object; the metadata still says what was landed.
+async fn claims_source_hash(dst: &Dataset, item: &crate::diff::PlanItem) -> Result<bool> {
+    let Some(src) = item.src.as_ref().and_then(|s| s.entry.as_ref()) else {
+        return Ok(false);
+    };
+    if !dst.backend.supports_metadata() || item.dst.as_ref().is_none_or(|d| d.size != src.size) {
+        return Ok(false);
+    }
+    Ok(matches!(
+        crate::verify::head_with_sha(dst, &item.path).await?,
+        Some((_, Some(stored))) if stored == src.sha256
+    ))
 }
 
 /// Check one store against its own manifest: missing objects, size mismatches, unreadable

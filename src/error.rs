@@ -21,8 +21,10 @@ pub enum Error {
         reason: String,
     },
 
-    /// A store operation failed; `path` is the object, relative to the dataset root.
-    #[error("{path}: {op} failed: {source}")]
+    /// A store operation failed; `path` is the object, relative to the dataset root. The
+    /// message ends with the innermost cause (e.g. "Connection refused") when object_store's
+    /// own message leaves it out, and has credential-bearing parts of server answers removed.
+    #[error("{path}: {op} failed: {}", describe_store_error(source))]
     Store {
         path: String,
         op: &'static str,
@@ -96,6 +98,73 @@ fn summarize(failures: &[(String, String)]) -> String {
     s
 }
 
+/// object_store's message for a store error, redacted, plus its innermost cause when the
+/// message does not already say it (a refused connection is otherwise only "error sending
+/// request").
+fn describe_store_error(e: &object_store::Error) -> String {
+    let msg = e.to_string();
+    let mut root: &dyn std::error::Error = e;
+    while let Some(next) = root.source() {
+        root = next;
+    }
+    let root = root.to_string();
+    let full = if msg.contains(&root) {
+        msg
+    } else {
+        format!("{msg} ({root})")
+    };
+    redact_secrets(&full)
+}
+
+/// XML elements of S3 error answers that echo the request's credentials: AWS's
+/// `SignatureDoesNotMatch` carries the access key id, and the canonical request it quotes
+/// includes signed headers such as `x-amz-security-token` (a session token).
+const SECRET_ELEMENTS: [&str; 6] = [
+    "AWSAccessKeyId",
+    "StringToSign",
+    "StringToSignBytes",
+    "CanonicalRequest",
+    "CanonicalRequestBytes",
+    "SignatureProvided",
+];
+
+/// Query parameters of pre-signed and SAS URLs that carry credentials.
+const SECRET_PARAMS: [&str; 7] = [
+    "X-Amz-Credential=",
+    "X-Amz-Signature=",
+    "X-Amz-Security-Token=",
+    "X-Goog-Credential=",
+    "X-Goog-Signature=",
+    "sig=",
+    "AWSAccessKeyId=",
+];
+
+/// Remove credential-bearing parts of a message that quotes a server's answer or a URL:
+/// the contents of [`SECRET_ELEMENTS`] and the values of [`SECRET_PARAMS`] become `***`.
+pub fn redact_secrets(s: &str) -> String {
+    let mut out = s.to_string();
+    for tag in SECRET_ELEMENTS {
+        let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+        let mut from = 0;
+        while let Some(i) = out[from..].find(&open).map(|i| from + i + open.len()) {
+            let end = out[i..].find(&close).map_or(out.len(), |j| i + j);
+            out.replace_range(i..end, "***");
+            from = i + 3;
+        }
+    }
+    for param in SECRET_PARAMS {
+        let mut from = 0;
+        while let Some(i) = out[from..].find(param).map(|i| from + i + param.len()) {
+            let end = out[i..]
+                .find(|c: char| c == '&' || c == '"' || c == '<' || c.is_whitespace())
+                .map_or(out.len(), |j| i + j);
+            out.replace_range(i..end, "***");
+            from = i + 3;
+        }
+    }
+    out
+}
+
 impl Error {
     pub(crate) fn store(path: impl Into<String>, op: &'static str, source: object_store::Error) -> Self {
         Error::Store {
@@ -118,3 +187,78 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_errors_name_the_root_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
+        let e = Error::store(
+            "train/a.parquet",
+            "read",
+            object_store::Error::Generic {
+                store: "S3",
+                source: Box::new(Wrapper(io)),
+            },
+        );
+        let msg = e.to_string();
+        assert!(msg.starts_with("train/a.parquet: read failed: "), "{msg}");
+        assert!(msg.ends_with("(Connection refused)"), "{msg}");
+        assert_eq!(msg.matches("Connection refused").count(), 1, "{msg}");
+    }
+
+    #[derive(Debug)]
+    struct Wrapper(std::io::Error);
+    impl std::fmt::Display for Wrapper {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("error sending request")
+        }
+    }
+    impl std::error::Error for Wrapper {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn aws_signature_errors_lose_the_credentials_they_echo() {
+        // The shape of AWS's answer to a request signed with a wrong secret.
+        let body = "Server returned non-2xx status code: 403 Forbidden: <?xml version=\"1.0\"?>\
+            <Error><Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated \
+            does not match</Message><AWSAccessKeyId>AKIAEXAMPLEKEY123</AWSAccessKeyId>\
+            <StringToSign>AWS4-HMAC-SHA256\n20261125T000000Z\nabc</StringToSign>\
+            <SignatureProvided>deadbeef</SignatureProvided><CanonicalRequest>GET\n/data\n\
+            x-amz-security-token:FQoGZXIvYXdzSESSIONTOKEN\n</CanonicalRequest></Error>";
+        let e = Error::store(
+            "_shardsync/manifest.json",
+            "read manifest",
+            object_store::Error::Generic {
+                store: "S3",
+                source: body.into(),
+            },
+        );
+        let msg = e.to_string();
+        for secret in [
+            "AKIAEXAMPLEKEY123",
+            "FQoGZXIvYXdzSESSIONTOKEN",
+            "deadbeef",
+            "AWS4-HMAC",
+        ] {
+            assert!(!msg.contains(secret), "{secret} in {msg}");
+        }
+        assert!(
+            msg.contains("SignatureDoesNotMatch") && msg.contains("403"),
+            "{msg}"
+        );
+        let url =
+            "GET https://b.s3.amazonaws.com/k?X-Amz-Credential=AKIAX%2F2026&X-Amz-Signature=abc123 failed";
+        let r = redact_secrets(url);
+        assert!(!r.contains("AKIAX") && !r.contains("abc123"), "{r}");
+        assert!(
+            r.contains("X-Amz-Credential=***&X-Amz-Signature=*** failed"),
+            "{r}"
+        );
+    }
+}

@@ -25,6 +25,7 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_env("SHARDSYNC_LOG").unwrap_or_else(|_| filter.into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -38,14 +39,26 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            if verbose {
-                eprintln!("shardsync: error: {e:#}");
-            } else {
-                eprintln!("shardsync: error: {e}");
-            }
+            eprintln!("shardsync: error: {}", describe(&e, verbose));
             ExitCode::from(2)
         }
     }
+}
+
+/// The error for a person: its message, and with `--verbose` each cause in the chain that the
+/// message does not already contain. Redacted again, since causes quote server answers.
+fn describe(e: &anyhow::Error, verbose: bool) -> String {
+    let mut msg = e.to_string();
+    if verbose {
+        for cause in e.chain().skip(1) {
+            let c = cause.to_string();
+            if !msg.contains(&c) {
+                msg.push_str("\n  caused by: ");
+                msg.push_str(&c);
+            }
+        }
+    }
+    shardsync::error::redact_secrets(&msg)
 }
 
 async fn run(cli: Cli) -> Result<u8> {
@@ -57,16 +70,16 @@ async fn run(cli: Cli) -> Result<u8> {
             app::manifest_build(&ds, a.out.as_deref(), a.jobs, progress(), quiet, a.json).await
         }
         Command::Diff(a) => {
-            let (src, dst) = open_pair(&a.src, &a.dst, &a.stores.src_opt, &a.stores.dst_opt, false)?;
+            let (src, dst) = open_pair(&a.src, &a.dst, &a.stores.src_opt, &a.stores.dst_opt, true)?;
             app::diff(&src, &dst, a.jobs, a.format, progress()).await
         }
         Command::Sync(a) => {
-            let (src, dst) = open_pair(&a.src, &a.dst, &a.stores.src_opt, &a.stores.dst_opt, !a.dry_run)?;
+            let (src, dst) = open_pair(&a.src, &a.dst, &a.stores.src_opt, &a.stores.dst_opt, true)?;
             let opts = app::sync_options(&a, progress());
             app::sync_once(&src, &dst, &opts, a.report.as_deref(), quiet, a.json).await
         }
         Command::Check(a) => {
-            let (src, dst) = open_pair(&a.src, &a.dst, &a.stores.src_opt, &a.stores.dst_opt, false)?;
+            let (src, dst) = open_pair(&a.src, &a.dst, &a.stores.src_opt, &a.stores.dst_opt, true)?;
             app::check(&src, &dst, a.deep, a.jobs, a.format, progress()).await
         }
         Command::Verify(a) => {

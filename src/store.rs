@@ -77,7 +77,8 @@ impl std::fmt::Debug for Dataset {
 pub struct OpenOptions {
     /// `KEY=VALUE` pairs: object_store config keys for the URL's backend.
     pub options: Vec<(String, String)>,
-    /// Create a missing local directory (destinations) instead of failing (sources).
+    /// Accept a missing local directory as an empty dataset (destinations) instead of failing
+    /// (sources). Nothing is created until something is written.
     pub create_local: bool,
 }
 
@@ -151,29 +152,38 @@ impl Dataset {
                     url: display.clone(),
                     reason: "not an absolute local path".into(),
                 })?;
-                if !dir.exists() {
-                    if opts.create_local {
-                        std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
-                            path: dir.clone(),
-                            source,
-                        })?;
-                    } else {
+                // A missing destination folder is an empty dataset, created by the first write
+                // (so `diff` and `--dry-run` leave no trace). A missing source is a typo.
+                let mut base = dir.clone();
+                let mut missing: Vec<String> = Vec::new();
+                while !base.exists() {
+                    if !opts.create_local {
                         return Err(Error::InvalidUrl {
                             url: display,
                             reason: "no such directory".into(),
                         });
                     }
+                    let Some(name) = base.file_name().and_then(|n| n.to_str()).map(str::to_string) else {
+                        break;
+                    };
+                    missing.push(name);
+                    base.pop();
                 }
-                let store = LocalFileSystem::new_with_prefix(&dir)
+                missing.reverse();
+                let store = LocalFileSystem::new_with_prefix(&base)
                     .map_err(|e| Error::InvalidUrl {
                         url: display.clone(),
                         reason: e.to_string(),
                     })?
                     .with_automatic_cleanup(true);
                 let store: Arc<dyn ObjectStore> = Arc::new(store);
+                let root = Path::parse(missing.join("/")).map_err(|e| Error::InvalidUrl {
+                    url: display.clone(),
+                    reason: e.to_string(),
+                })?;
                 return Ok(Dataset {
                     store,
-                    root: Path::default(),
+                    root,
                     url: display,
                     backend: Backend::Local,
                 });

@@ -434,17 +434,22 @@ pub async fn sync(src: &Dataset, dst: &Dataset, opts: &SyncOptions) -> Result<Sy
         .map(|&n| plan.items[n].src.as_ref().map_or(0, |s| s.stat.size))
         .sum();
     opts.progress.start("copying", copy_idx.len() as u64, copy_bytes);
-    let jobs = copy_idx.iter().map(|&n| {
-        let item = &plan.items[n];
-        let s = item.src.as_ref().expect("copied items have a source");
-        let job = CopyJob {
-            path: item.path.clone(),
-            size: s.stat.size,
-            expected_sha256: s.entry.as_ref().map(|e| e.sha256.clone()),
-            src_etag: s.stat.etag.clone(),
-        };
-        (n, job)
-    });
+    // Collected, not a lazy `map`: a closure over `&usize` held across the awaits below makes
+    // the future not provably `Send`, and then `tokio::spawn(sync(..))` does not compile.
+    let jobs: Vec<(usize, CopyJob)> = copy_idx
+        .iter()
+        .map(|&n| {
+            let item = &plan.items[n];
+            let s = item.src.as_ref().expect("copied items have a source");
+            let job = CopyJob {
+                path: item.path.clone(),
+                size: s.stat.size,
+                expected_sha256: s.entry.as_ref().map(|e| e.sha256.clone()),
+                src_etag: s.stat.etag.clone(),
+            };
+            (n, job)
+        })
+        .collect();
     let results: Vec<(usize, Option<CopyResult>)> = futures::stream::iter(jobs)
         .map(|(n, job)| {
             let item_entry = plan.items[n].src.as_ref().and_then(|s| s.entry.clone());

@@ -222,15 +222,21 @@ async fn copy_once(
     let mut writer = WriteMultipart::new_with_chunk_size(upload, opts.part_size);
     let result: Result<()> = async {
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| Error::store(path, "read", e))?;
+            let mut chunk = chunk.map_err(|e| Error::store(path, "read", e))?;
             hasher.update(&chunk);
             *moved += chunk.len() as u64;
             progress.add_bytes(chunk.len() as u64);
-            writer
-                .wait_for_capacity(opts.parts_in_flight.max(1))
-                .await
-                .map_err(|e| Error::store(path, "upload part", e))?;
-            writer.put(chunk);
+            // A store may hand over a chunk of many parts (the in-memory one gives the whole
+            // object): feed it a part at a time, so one `put` starts at most one upload and no
+            // more than `parts_in_flight` parts are ever uploading.
+            while !chunk.is_empty() {
+                let piece = chunk.split_to(chunk.len().min(opts.part_size));
+                writer
+                    .wait_for_capacity(opts.parts_in_flight.max(1))
+                    .await
+                    .map_err(|e| Error::store(path, "upload part", e))?;
+                writer.put(piece);
+            }
         }
         Ok(())
     }

@@ -123,11 +123,13 @@ impl Manifest {
         let mut t = Totals::default();
         for s in &self.shards {
             t.files += 1;
-            t.bytes += s.size;
+            // Saturating: sizes are bounded one by one and row counts not at all, and a hostile
+            // document's sums must not overflow (a panic in debug builds).
+            t.bytes = t.bytes.saturating_add(s.size);
             if s.is_parquet() {
                 t.shards += 1;
             }
-            t.rows += s.rows.unwrap_or(0);
+            t.rows = t.rows.saturating_add(s.rows.unwrap_or(0));
         }
         self.totals = t;
     }
@@ -161,7 +163,8 @@ impl Manifest {
             Some(f) => return Err(invalid(format!("unknown format {f}, expected {FORMAT:?}"))),
             None => return Err(invalid("missing \"format\"".into())),
         }
-        let mut m: Manifest = serde_json::from_slice(bytes).map_err(|e| invalid(e.to_string()))?;
+        let mut m: Manifest =
+            serde_json::from_slice(bytes).map_err(|e| invalid(explain_parse_error(bytes, e)))?;
         check_entries(&m.shards, location)?;
         let digest = digest_of(&m.shards);
         if !m.digest.is_empty() && m.digest != digest {
@@ -196,10 +199,47 @@ pub fn digest_of(sorted: &[ShardEntry]) -> String {
     hex::encode(h.finalize())
 }
 
+/// The typed parse of a manifest failed. When an entry is what failed, name it (serde's own
+/// message gives only a line and column); otherwise return serde's message. Runs on the error
+/// path only, so a valid manifest is parsed once. Bounded: serde quotes a mistyped string
+/// value in full.
+fn explain_parse_error(bytes: &[u8], err: serde_json::Error) -> String {
+    let mut msg = explain_parse_error_unbounded(bytes, err);
+    if msg.len() > 500 {
+        msg = format!("{}…", truncate(&msg, 400));
+    }
+    msg
+}
+
+fn explain_parse_error_unbounded(bytes: &[u8], err: serde_json::Error) -> String {
+    #[derive(Deserialize)]
+    struct Loose {
+        shards: Vec<serde_json::Value>,
+    }
+    if let Ok(loose) = serde_json::from_slice::<Loose>(bytes) {
+        for (i, v) in loose.shards.iter().enumerate() {
+            if let Err(e) = ShardEntry::deserialize(v) {
+                let name = match v.get("path").and_then(|p| p.as_str()) {
+                    Some(p) => format!(" {:?}", truncate(p, 200)),
+                    None => String::new(),
+                };
+                return format!("entry {i}{name}: {e}");
+            }
+        }
+    }
+    err.to_string()
+}
+
 /// Validate entries: safe paths, hex hashes, sane sizes, sorted without duplicates.
 fn check_entries(shards: &[ShardEntry], location: &str) -> Result<()> {
     for (i, s) in shards.iter().enumerate() {
-        validate_path(&s.path)?;
+        validate_path(&s.path).map_err(|e| match e {
+            Error::InvalidShardPath { path, reason } => Error::InvalidShardPath {
+                path,
+                reason: format!("{reason} (entry {i} of {location})"),
+            },
+            other => other,
+        })?;
         if !is_sha256_hex(&s.sha256) {
             return Err(Error::InvalidManifest {
                 location: location.to_string(),

@@ -5,4 +5,12 @@
 mod common;
 
 mod backends;
+mod check;
+mod cli;
+mod faults;
+mod harness;
+mod manifest_build;
+mod regressions;
+mod robustness;
 mod smoke;
+mod sync;

