@@ -102,7 +102,7 @@ mkdir -p "$ROOT_A" "$ROOT_B" "$LOGS" "$WORK/stage"
 RESULTS=$WORK/results.tsv
 : >"$RESULTS"
 
-PIDS=()
+PIDS=() SRV_PIDS=()
 cleanup() {
   local p
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -130,14 +130,18 @@ start_bg() {
 
 start_bg region-a "$EX/s3-server" --root "$ROOT_A" --port 0 --access-key "$AK" --secret-key "$SK"
 SERVER_A=$URL
+SRV_PIDS+=("${PIDS[-1]}")
 start_bg region-b "$EX/s3-server" --root "$ROOT_B" --port 0 --access-key "$AK" --secret-key "$SK"
 SERVER_B=$URL
+SRV_PIDS+=("${PIDS[-1]}")
 EP_A=$SERVER_A EP_B=$SERVER_B
 if [ "$DELAY_MS" -gt 0 ]; then
   start_bg relay-a "$EX/relay" --listen 0 --target "${SERVER_A#http://}" --delay-ms "$DELAY_MS"
   EP_A=$URL
+  SRV_PIDS+=("${PIDS[-1]}")
   start_bg relay-b "$EX/relay" --listen 0 --target "${SERVER_B#http://}" --delay-ms "$DELAY_MS"
   EP_B=$URL
+  SRV_PIDS+=("${PIDS[-1]}")
   NET="loopback + relay, ${DELAY_MS} ms one-way (RTT $((2 * DELAY_MS)) ms)"
 else
   NET="loopback"
@@ -186,23 +190,35 @@ tree_sums() {
 }
 
 # ---------------------------------------------------------------- timing
-# measure LOG CMD...: run, add wall ns to T_NS and raise RSS_KB to the peak; returns CMD's status
-T_NS=0 RSS_KB=0
+# CPU time (clock ticks) the servers (and relays) have used so far.
+srv_ticks() {
+  local p t=0
+  for p in "${SRV_PIDS[@]}"; do
+    t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat")))
+  done
+  echo "$t"
+}
+TICK=$(getconf CLK_TCK)
+
+# measure LOG CMD...: run, add wall ns to T_NS, user+sys to CPU_S, raise RSS_KB to the peak;
+# returns CMD's status
+T_NS=0 RSS_KB=0 CPU_S=0
 measure() {
   local log=$1; shift
   local t0 t1 rc=0 f=$WORK/.time
   echo "+ $*" >>"$log"
   t0=$(date +%s%N)
   if [ "$HAVE_TIME" = 1 ]; then
-    /usr/bin/time -f '%M' -o "$f" "$@" >>"$log" 2>&1 || rc=$?
+    /usr/bin/time -f '%M %U %S' -o "$f" "$@" >>"$log" 2>&1 || rc=$?
   else
     "$@" >>"$log" 2>&1 || rc=$?
   fi
   t1=$(date +%s%N)
   T_NS=$((T_NS + t1 - t0))
   if [ "$HAVE_TIME" = 1 ]; then
-    local m; m=$(tail -1 "$f")
+    local m u sy; read -r m u sy < <(tail -1 "$f")
     [[ $m =~ ^[0-9]+$ ]] && [ "$m" -gt "$RSS_KB" ] && RSS_KB=$m
+    CPU_S=$(awk -v a="$CPU_S" -v b="$u" -v c="$sy" 'BEGIN { print a + b + c }')
   fi
   return $rc
 }
@@ -229,8 +245,15 @@ s3opts() { # side endpoint
 # run_tool TOOL KIND SRC DST LOG: one sync with TOOL. KIND s3 (SRC, DST bucket names; SRC in
 # region-a, DST in region-b) or local (SRC, DST folders). Sets T_NS, RSS_KB.
 run_tool() {
+  local tool=$1 kind=$2 src=$3 dst=$4 log=$5 s0 rc=0
+  T_NS=0 RSS_KB=0 CPU_S=0
+  s0=$(srv_ticks)
+  run_tool_ "$@" || rc=$?
+  SRV_S=$(awk -v n="$(( $(srv_ticks) - s0 ))" -v t="$TICK" 'BEGIN { print n / t }')
+  return $rc
+}
+run_tool_() {
   local tool=$1 kind=$2 src=$3 dst=$4 log=$5
-  T_NS=0 RSS_KB=0
   case $tool:$kind in
     shardsync:s3)
       # shellcheck disable=SC2046
@@ -254,11 +277,13 @@ run_tool() {
 }
 
 # record SHAPE STEP TOOL RUN STATUS
+# results.tsv: shape step tool run wall_s peak_rss_kib tool_cpu_s servers_cpu_s status
 record() {
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" \
-    "$(awk -v n="$T_NS" 'BEGIN { printf "%.3f", n / 1e9 }')" "$RSS_KB" "$5" >>"$RESULTS"
-  note "$(printf '%-14s %-6s %-9s run %s: %7.2f s  %6d MiB  %s' "$1" "$2" "$3" "$4" \
-    "$(awk -v n="$T_NS" 'BEGIN { print n / 1e9 }')" $((RSS_KB / 1024)) "$5")"
+  local secs; secs=$(awk -v n="$T_NS" 'BEGIN { printf "%.3f", n / 1e9 }')
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$secs" "$RSS_KB" \
+    "$CPU_S" "$SRV_S" "$5" >>"$RESULTS"
+  note "$(printf '%-14s %-6s %-9s run %s: %7.2f s  %6d MiB  cpu %6.2f s  servers %6.2f s  %s' \
+    "$1" "$2" "$3" "$4" "$secs" $((RSS_KB / 1024)) "$CPU_S" "$SRV_S" "$5")"
 }
 
 # check SRCDIR DSTDIR SRC_SUMS: OK or FAIL
@@ -379,10 +404,11 @@ import sys, statistics, collections
 path, tools = sys.argv[1], sys.argv[2:]
 rows = collections.OrderedDict()
 for line in open(path):
-    shape, step, tool, run, secs, rss, st = line.rstrip("\n").split("\t")
+    shape, step, tool, run, secs, rss, cpu, srv, st = line.rstrip("\n").split("\t")
     r = rows.setdefault((shape, step), {})
-    t = r.setdefault(tool, {"secs": [], "rss": 0, "st": set()})
+    t = r.setdefault(tool, {"secs": [], "rss": 0, "st": set(), "cpu": [], "srv": []})
     t["secs"].append(float(secs)); t["rss"] = max(t["rss"], int(rss)); t["st"].add(st)
+    t["cpu"].append(float(cpu)); t["srv"].append(float(srv))
 steps = {"full": "full sync", "incr": "10% rewritten", "noop": "no-op"}
 hdr = ["shape", "step"] + [f"{t} s" for t in tools]
 others = [t for t in tools if t != "rclone"]
@@ -403,6 +429,18 @@ for (shape, step), r in rows.items():
             cells.append(f"{med[t] / med['rclone']:.2f}" if ok else "—")
     for t in tools:
         cells.append(str(round(r[t]["rss"] / 1024)) if t in r and r[t]["rss"] else "—")
+    print("| " + " | ".join(cells) + " |")
+print()
+print("CPU seconds (median): the tool's user+sys / the S3 servers' (and relays') user+sys")
+print()
+hdr = ["shape", "step"] + [f"{t} cpu / servers" for t in tools]
+print("| " + " | ".join(hdr) + " |")
+print("|" + "|".join("---" for _ in hdr) + "|")
+for (shape, step), r in rows.items():
+    cells = [shape, steps.get(step, step)]
+    for t in tools:
+        cells.append("—" if t not in r else
+                     f"{statistics.median(r[t]['cpu']):.2f} / {statistics.median(r[t]['srv']):.2f}")
     print("| " + " | ".join(cells) + " |")
 PY
 echo

@@ -264,9 +264,15 @@ async fn prove(dst: &Dataset, plan: &mut Plan, opts: &SyncOptions) -> Result<()>
                     .as_ref()
                     .and_then(|s| s.entry.clone())
                     .expect("proven items have a source entry");
-                e.mtime = Some(stat.mtime);
-                e.etag = stat.etag.clone();
-                item.dst = Some(stat);
+                // The cache key is the listing's stat, which is what the next sync compares
+                // against (a HEAD's mtime and ETag can differ in precision or presence).
+                let keyed = match &item.dst {
+                    Some(listed) if listed.size == stat.size => listed.clone(),
+                    _ => stat,
+                };
+                e.mtime = Some(keyed.mtime);
+                e.etag = keyed.etag.clone();
+                item.dst = Some(keyed);
                 item.dst_entry = Some(e);
                 item.state = State::Same;
             }
@@ -506,6 +512,22 @@ pub async fn sync(src: &Dataset, dst: &Dataset, opts: &SyncOptions) -> Result<Sy
         report.warnings.push(format!(
             "interrupted: {not_started} shard(s) not started; the next sync copies them"
         ));
+    }
+
+    // Record copied objects' cache keys as the destination lists them: the next sync compares
+    // entries with a listing, and a HEAD's stat can differ from it (s3s-fs lists millisecond
+    // mtimes and no ETag; HEAD answers whole seconds). One LIST per 1000 objects.
+    if copied_entries.iter().any(Option::is_some) {
+        let relisted = list_dataset(dst).await?;
+        for entry in copied_entries.iter_mut().flatten() {
+            if let Ok(i) = relisted.binary_search_by(|s| s.path.as_str().cmp(&entry.path)) {
+                let listed = &relisted[i];
+                if listed.size == entry.size {
+                    entry.mtime = Some(listed.mtime);
+                    entry.etag = listed.etag.clone();
+                }
+            }
+        }
     }
 
     let mut dst_entries = Vec::new();

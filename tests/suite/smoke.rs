@@ -23,6 +23,7 @@ async fn sync_then_incremental_resync_copies_only_rewritten_shards() {
         assert_eq!(first.report.shards_copied, 7, "{backend:?}");
         assert!(first.report.consistent, "{backend:?}: {:?}", first.report);
         assert_eq!(snapshot(&src).await, snapshot(&dst).await, "{backend:?}");
+        assert_committed_manifest_is_trusted_by_the_listing(&src, &dst, backend).await;
 
         // A new version of two shards.
         for i in [1usize, 4] {
@@ -51,4 +52,36 @@ async fn sync_then_incremental_resync_copies_only_rewritten_shards() {
             "{backend:?}: a no-op sync must not rewrite the manifest"
         );
     }
+}
+
+/// The committed destination manifest's cache keys must match the destination's own listing,
+/// or every later sync pays a HEAD (or a re-hash) per object to prove what it already knows.
+async fn assert_committed_manifest_is_trusted_by_the_listing(
+    src: &shardsync::Dataset,
+    dst: &shardsync::Dataset,
+    backend: Backend,
+) {
+    let src_m = manifest::load(src).await.unwrap().unwrap().manifest;
+    let dst_m = manifest::load(dst).await.unwrap().unwrap().manifest;
+    let sources: Vec<_> = shardsync::listing::list_dataset(src)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|stat| shardsync::diff::SourceObject {
+            entry: src_m.get(&stat.path).cloned(),
+            stat,
+        })
+        .collect();
+    let listing = shardsync::listing::list_dataset(dst).await.unwrap();
+    let plan = shardsync::diff::diff(&sources, Some(&dst_m), &listing);
+    let untrusted: Vec<_> = plan
+        .items
+        .iter()
+        .filter(|i| i.state != State::Same)
+        .map(|i| &i.path)
+        .collect();
+    assert!(
+        untrusted.is_empty(),
+        "{backend:?}: not trusted without a proof: {untrusted:?}"
+    );
 }
