@@ -522,7 +522,9 @@ pub async fn sync(src: &Dataset, dst: &Dataset, opts: &SyncOptions) -> Result<Sy
         for entry in copied_entries.iter_mut().flatten() {
             if let Ok(i) = relisted.binary_search_by(|s| s.path.as_str().cmp(&entry.path)) {
                 let listed = &relisted[i];
-                if listed.size == entry.size {
+                // Only if it is still the object we verified: another writer may have replaced
+                // it since, and its stat must then not become the cache key for our hash.
+                if lists_verified_object(listed, entry) {
                     entry.mtime = Some(listed.mtime);
                     entry.etag = listed.etag.clone();
                 }
@@ -647,6 +649,21 @@ pub async fn sync(src: &Dataset, dst: &Dataset, opts: &SyncOptions) -> Result<Sy
         plan,
         committed,
     })
+}
+
+/// Whether a listed stat is the object whose stat (from the HEAD or read that verified it) is
+/// recorded in `verified`: same size, and the same ETag when both carry one; otherwise mtimes
+/// less than a second apart (HEAD's Last-Modified has whole seconds, listings are finer).
+fn lists_verified_object(listed: &ObjectStat, verified: &ShardEntry) -> bool {
+    if listed.size != verified.size {
+        return false;
+    }
+    match (&listed.etag, &verified.etag) {
+        (Some(a), Some(b)) => a == b,
+        _ => verified
+            .mtime
+            .is_some_and(|m| (listed.mtime - m).abs() < chrono::TimeDelta::seconds(1)),
+    }
 }
 
 /// Probe the destination's commit protection before its first commit (a no-op sync writes

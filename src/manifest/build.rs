@@ -86,9 +86,10 @@ pub async fn build_from_listing(
     let bytes_to_hash: u64 = to_hash.iter().map(|s| s.size).sum();
     opts.progress
         .start("hashing", to_hash.len() as u64, bytes_to_hash);
-    let hashed: Vec<ShardEntry> = futures::stream::iter(to_hash.iter())
+    // Owned items keep the future `Send`, so a caller can spawn a sync on its own task.
+    let hashed: Vec<ShardEntry> = futures::stream::iter(to_hash.iter().cloned())
         .map(|stat| async move {
-            let e = hash_object(ds, stat, &opts.progress).await?;
+            let e = hash_object(ds, &stat, &opts.progress).await?;
             opts.progress.object_done(&stat.path);
             Ok::<_, Error>(e)
         })

@@ -216,6 +216,16 @@ pub struct InstrumentedStore {
     part_delay: Duration,
     latency: Duration,
     manifest_gate: u64,
+    rewrite_after_head: Option<Arc<RewriteAfterHead>>,
+}
+
+/// An out-of-band writer that replaces an object right after the first HEAD of it returns.
+#[derive(Debug)]
+struct RewriteAfterHead {
+    key: Path,
+    bytes: Bytes,
+    delay: Duration,
+    done: std::sync::atomic::AtomicBool,
 }
 
 impl InstrumentedStore {
@@ -228,7 +238,21 @@ impl InstrumentedStore {
             part_delay: Duration::ZERO,
             latency: Duration::ZERO,
             manifest_gate: 0,
+            rewrite_after_head: None,
         }
+    }
+
+    /// Once the first HEAD of `key` has been answered, wait `delay` and overwrite the object
+    /// with `bytes`, behind the caller's back (another writer landing between a sync's
+    /// verification of a shard and its commit). The HEAD's answer is the old object's.
+    pub fn rewrite_after_head(mut self, key: Path, bytes: impl Into<Bytes>, delay: Duration) -> Self {
+        self.rewrite_after_head = Some(Arc::new(RewriteAfterHead {
+            key,
+            bytes: bytes.into(),
+            delay,
+            done: Default::default(),
+        }));
+        self
     }
 
     /// Record into `meter` (shared with another wrapper: source and destination together).
@@ -368,6 +392,20 @@ impl ObjectStore for InstrumentedStore {
             self.meter.manifest_read.notify_waiters();
         }
         let res = res?;
+        if let Some(w) = self
+            .rewrite_after_head
+            .as_ref()
+            .filter(|w| head && w.key == *location)
+        {
+            if !w.done.swap(true, Ordering::SeqCst) {
+                tokio::time::sleep(w.delay).await;
+                use object_store::ObjectStoreExt;
+                self.inner
+                    .put(location, PutPayload::from(w.bytes.clone()))
+                    .await
+                    .expect("out-of-band rewrite");
+            }
+        }
         if ranged && !head {
             self.meter.ranged_gets.lock().unwrap().push(location.to_string());
         }
