@@ -68,6 +68,10 @@ pub enum Error {
     #[error("destination changed during sync: {location} was modified by another writer; nothing was committed, re-run the sync")]
     ManifestConflict { location: String },
 
+    /// Another sync holds the destination's lease; this one wrote nothing.
+    #[error("destination changed during sync: another sync is writing to it ({holder}; {location}); nothing was written by this one, re-run when it finishes")]
+    DestinationLocked { location: String, holder: String },
+
     /// Some shards failed; the others completed. Each failure is in the list.
     #[error("{} shard(s) failed: {}", failures.len(), summarize(failures))]
     ShardsFailed { failures: Vec<(String, String)> },

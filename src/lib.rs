@@ -19,6 +19,7 @@ pub mod diff;
 pub mod error;
 pub mod hash;
 pub mod listing;
+pub mod lock;
 pub mod manifest;
 pub mod progress;
 pub mod report;

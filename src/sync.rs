@@ -21,6 +21,7 @@ use crate::commit::{self, CommitProtection, Expected};
 use crate::diff::{diff, Plan, PlanItem, SourceObject, State};
 use crate::error::{Error, Result};
 use crate::listing::{list_dataset, ObjectStat};
+use crate::lock::SyncLock;
 use crate::manifest::build::{build_from_listing, entry_matches_stat, parquet_facts, BuildOptions};
 use crate::manifest::{self, is_parquet_path, Manifest, ShardEntry};
 use crate::progress::Progress;
@@ -353,6 +354,46 @@ pub fn finding_for(item: &PlanItem) -> Option<Finding> {
 /// Run one sync. Per-shard failures do not abort the others; they are in the report
 /// (`shards_failed`, findings of kind `error`) and the manifest committed claims none of them.
 pub async fn sync(src: &Dataset, dst: &Dataset, opts: &SyncOptions) -> Result<SyncOutcome> {
+    let mut lease = None;
+    let outcome = sync_under_lease(src, dst, opts, &mut lease).await;
+    if let Some(l) = lease {
+        l.release().await;
+    }
+    outcome
+}
+
+/// Take the destination's lease before the first write, then make sure the manifest is still
+/// the one the plan was made against: with the lease held, nobody else can change it.
+async fn ensure_lease(dst: &Dataset, lease: &mut Option<SyncLock>, planned: &Expected) -> Result<()> {
+    if let Some(l) = lease {
+        if l.is_lost() {
+            return Err(Error::DestinationLocked {
+                location: format!("{}/{}", dst.url, crate::lock::LOCK_KEY),
+                holder: "this sync's lease expired while it stalled and was taken over".into(),
+            });
+        }
+        return Ok(());
+    }
+    *lease = Some(crate::lock::acquire(dst).await?);
+    let now = match dst.store.head(&dst.manifest_key()).await {
+        Ok(meta) => Some(meta.e_tag),
+        Err(object_store::Error::NotFound { .. }) => None,
+        Err(e) => return Err(Error::store(crate::store::MANIFEST_KEY, "read manifest", e)),
+    };
+    if now != planned.as_ref().map(|v| v.e_tag.clone()) {
+        return Err(Error::ManifestConflict {
+            location: format!("{}/{}", dst.url, crate::store::MANIFEST_KEY),
+        });
+    }
+    Ok(())
+}
+
+async fn sync_under_lease(
+    src: &Dataset,
+    dst: &Dataset,
+    opts: &SyncOptions,
+    lease: &mut Option<SyncLock>,
+) -> Result<SyncOutcome> {
     let mode = if opts.dry_run {
         "dry-run"
     } else if opts.full {
@@ -428,6 +469,7 @@ pub async fn sync(src: &Dataset, dst: &Dataset, opts: &SyncOptions) -> Result<Sy
             .cloned()
             .collect();
         if keep.len() != stored.manifest.shards.len() {
+            ensure_lease(dst, lease, &expected).await?;
             probe_once(dst, &mut report).await?;
             let interim = Manifest::new(dst.url.clone(), keep)?;
             expected = Some(commit::commit(dst, &interim, &expected).await?);
@@ -435,6 +477,9 @@ pub async fn sync(src: &Dataset, dst: &Dataset, opts: &SyncOptions) -> Result<Sy
     }
 
     // Copy.
+    if !copy_idx.is_empty() {
+        ensure_lease(dst, lease, &expected).await?;
+    }
     let copy_bytes: u64 = copy_idx
         .iter()
         .map(|&n| plan.items[n].src.as_ref().map_or(0, |s| s.stat.size))
@@ -569,6 +614,7 @@ pub async fn sync(src: &Dataset, dst: &Dataset, opts: &SyncOptions) -> Result<Sy
     let committed = if unchanged {
         None
     } else {
+        ensure_lease(dst, lease, &expected).await?;
         probe_once(dst, &mut report).await?;
         commit::commit(dst, &final_manifest, &expected).await?;
         report.committed = true;
@@ -595,6 +641,9 @@ pub async fn sync(src: &Dataset, dst: &Dataset, opts: &SyncOptions) -> Result<Sy
     // --delete: extras go only after the commit, so the manifest never names a deleted object.
     if opts.delete && failures.is_empty() && not_started == 0 {
         let extras: Vec<String> = plan.in_state(State::Extra).map(|i| i.path.clone()).collect();
+        if !extras.is_empty() {
+            ensure_lease(dst, lease, &expected).await?;
+        }
         let deleted: Vec<Result<()>> = futures::stream::iter(extras)
             .map(|p| async move {
                 dst.store

@@ -468,7 +468,12 @@ async fn two_syncs_into_one_destination_at_once_commit_one_and_refuse_the_other(
             }
             let opts = SyncOptions::default().with_concurrency(2);
             let (ra, rb) = tokio::join!(sync(&a, &dst, &opts), sync(&b, &dst, &opts));
-            let conflict = |r: &Result<SyncOutcome, Error>| matches!(r, Err(Error::ManifestConflict { .. }));
+            let conflict = |r: &Result<SyncOutcome, Error>| {
+                matches!(
+                    r,
+                    Err(Error::ManifestConflict { .. } | Error::DestinationLocked { .. })
+                )
+            };
             let (winner_src, winner) = match (&ra, &rb) {
                 (Ok(o), r) if conflict(r) => (&a, o),
                 (r, Ok(o)) if conflict(r) => (&b, o),

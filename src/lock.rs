@@ -1,0 +1,235 @@
+//! A lease on the destination for the duration of a sync's writes.
+//!
+//! The conditional commit keeps two syncs from both committing, but not from both writing
+//! shards: without a lease, the loser's late PUTs could land after the winner committed and
+//! contradict the winner's manifest. So a sync that is about to write first creates
+//! `_shardsync/lock.json` with `If-None-Match: *`, then re-checks that the destination manifest
+//! is still the one it planned against, and only then writes. The lease names its holder and
+//! is renewed every [`LEASE`]/3; a holder that died (lease expired, or on this host a pid that
+//! no longer runs — e.g. a SIGKILLed sync) is taken over with a compare-and-swap, so a resume
+//! does not wait. On servers that ignore conditions (see `commit`) the lease is best effort.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use object_store::path::Path;
+use object_store::{GetOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+
+use crate::error::{Error, Result};
+use crate::store::{Backend, Dataset};
+
+/// The lease's key relative to the dataset root.
+pub const LOCK_KEY: &str = "_shardsync/lock.json";
+/// How long a lease lasts without renewal.
+pub const LEASE: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LeaseBody {
+    owner: String,
+    host: String,
+    pid: u32,
+    acquired_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+}
+
+impl LeaseBody {
+    fn describe(&self) -> String {
+        format!(
+            "host {} pid {} since {}, lease until {}",
+            self.host,
+            self.pid,
+            self.acquired_at.format("%Y-%m-%dT%H:%M:%SZ"),
+            self.expires_at.format("%H:%M:%SZ")
+        )
+    }
+
+    /// Expired, held by a process of this host that no longer runs, or held by this process
+    /// under an owner it no longer runs (a sync that failed before it could remove its lease).
+    fn is_stale(&self) -> bool {
+        let here = self.host == hostname();
+        self.expires_at < Utc::now()
+            || (here && !pid_alive(self.pid))
+            || (here && self.pid == std::process::id() && !live_owners().contains(&self.owner))
+    }
+}
+
+/// A held lease; renewed in the background until [`SyncLock::release`].
+pub struct SyncLock {
+    owner: String,
+    dst: Dataset,
+    key: Path,
+    version: Arc<Mutex<UpdateVersion>>,
+    lost: Arc<AtomicBool>,
+    renew: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for SyncLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncLock").field("dst", &self.dst.url).finish()
+    }
+}
+
+/// Owners of the leases this process holds right now.
+fn live_owners() -> std::sync::MutexGuard<'static, HashSet<String>> {
+    static LIVE: OnceLock<std::sync::Mutex<HashSet<String>>> = OnceLock::new();
+    LIVE.get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+fn pid_alive(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        std::path::Path::new(&format!("/proc/{pid}")).exists()
+    } else {
+        true // unknown: wait for the lease to expire
+    }
+}
+
+fn body(owner: &str, acquired_at: DateTime<Utc>) -> LeaseBody {
+    LeaseBody {
+        owner: owner.to_string(),
+        host: hostname(),
+        pid: std::process::id(),
+        acquired_at,
+        expires_at: Utc::now() + chrono::Duration::from_std(LEASE).unwrap_or_default(),
+    }
+}
+
+fn payload(b: &LeaseBody) -> PutPayload {
+    PutPayload::from(serde_json::to_vec_pretty(b).expect("lease serializes"))
+}
+
+/// Compare-and-swap the lease object from `expected` to `b`.
+async fn swap(
+    dst: &Dataset,
+    key: &Path,
+    expected: &UpdateVersion,
+    b: &LeaseBody,
+) -> Result<UpdateVersion, ()> {
+    let mode = if dst.backend == Backend::Local {
+        // No compare-and-swap on local folders: compare the stat just before the rename.
+        match dst.store.head(key).await {
+            Ok(meta) if meta.e_tag == expected.e_tag => PutMode::Overwrite,
+            _ => return Err(()),
+        }
+    } else {
+        PutMode::Update(expected.clone())
+    };
+    match dst.store.put_opts(key, payload(b), PutOptions::from(mode)).await {
+        Ok(r) => Ok(UpdateVersion {
+            e_tag: r.e_tag,
+            version: r.version,
+        }),
+        Err(_) => Err(()),
+    }
+}
+
+/// Take the destination's lease, or fail naming who holds it.
+pub async fn acquire(dst: &Dataset) -> Result<SyncLock> {
+    let key = dst.key(LOCK_KEY);
+    let location = format!("{}/{}", dst.url, LOCK_KEY);
+    let owner = format!("{:016x}", rand::random::<u64>());
+    let now = Utc::now();
+    let mine = body(&owner, now);
+    let version = match dst
+        .store
+        .put_opts(&key, payload(&mine), PutOptions::from(PutMode::Create))
+        .await
+    {
+        Ok(r) => UpdateVersion {
+            e_tag: r.e_tag,
+            version: r.version,
+        },
+        Err(object_store::Error::AlreadyExists { .. }) | Err(object_store::Error::Precondition { .. }) => {
+            let res = dst
+                .store
+                .get_opts(&key, GetOptions::default())
+                .await
+                .map_err(|e| Error::store(LOCK_KEY, "read lock", e))?;
+            let current = UpdateVersion {
+                e_tag: res.meta.e_tag.clone(),
+                version: res.meta.version.clone(),
+            };
+            let bytes = res
+                .bytes()
+                .await
+                .map_err(|e| Error::store(LOCK_KEY, "read lock", e))?;
+            // An unreadable lease (torn by hand, foreign format) counts as stale.
+            let holder: Option<LeaseBody> = serde_json::from_slice(&bytes).ok();
+            if let Some(h) = holder.as_ref().filter(|h| !h.is_stale()) {
+                return Err(Error::DestinationLocked {
+                    location,
+                    holder: h.describe(),
+                });
+            }
+            let taken = swap(dst, &key, &current, &mine).await;
+            let v = taken.map_err(|_| Error::DestinationLocked {
+                location: location.clone(),
+                holder: "another sync took over a stale lease first".into(),
+            })?;
+            if let Some(h) = holder {
+                tracing::warn!("took over a stale lease on {location} ({})", h.describe());
+            }
+            v
+        }
+        Err(e) => return Err(Error::store(LOCK_KEY, "take lock", e)),
+    };
+    live_owners().insert(owner.clone());
+    let version = Arc::new(Mutex::new(version));
+    let lost = Arc::new(AtomicBool::new(false));
+    let renew = {
+        let owner = owner.clone();
+        let (dst, key, version, lost) = (dst.clone(), key.clone(), version.clone(), lost.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(LEASE / 3).await;
+                let mut v = version.lock().await;
+                match swap(&dst, &key, &v, &body(&owner, now)).await {
+                    Ok(next) => *v = next,
+                    Err(()) => {
+                        lost.store(true, Ordering::SeqCst);
+                        tracing::warn!("lost the lease on {}", dst.url);
+                        return;
+                    }
+                }
+            }
+        })
+    };
+    Ok(SyncLock {
+        owner,
+        dst: dst.clone(),
+        key,
+        version,
+        lost,
+        renew,
+    })
+}
+
+impl SyncLock {
+    /// Whether another writer took the lease from us (we were stalled past its expiry).
+    pub fn is_lost(&self) -> bool {
+        self.lost.load(Ordering::SeqCst)
+    }
+
+    /// Stop renewing and remove the lease (unless another sync owns it now).
+    pub async fn release(self) {
+        self.renew.abort();
+        let _ = self.version.lock().await;
+        live_owners().remove(&self.owner);
+        if !self.is_lost() {
+            let _ = self.dst.store.delete(&self.key).await;
+        }
+    }
+}
