@@ -177,7 +177,14 @@ pub async fn sync_once(
             .findings
             .iter()
             .filter(|f| f.kind != shardsync::report::FindingKind::Extra)
-            .map(|f| format!("{}: {}", f.path, f.detail))
+            .map(|f| {
+                // Error details already start with the path; don't say it twice.
+                if f.detail.starts_with(&f.path) {
+                    f.detail.clone()
+                } else {
+                    format!("{}: {}", f.path, f.detail)
+                }
+            })
             .collect();
         bail!(
             "{} shard(s) failed:\n  {}",
