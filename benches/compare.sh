@@ -13,6 +13,7 @@
 #                   folders, small non-Parquet files). Default: 64x16MiB,2000x256KiB,8x128MiB,local:100000
 #   --tools LIST    comma-separated subset of shardsync,rclone,s5cmd (default: all that are installed)
 #   --jobs N        shardsync -j (default 16, rclone gets --transfers 16)
+#   --shardsync-args ARGS  extra arguments for shardsync sync, e.g. "--part-size 32MiB"
 #   --work DIR      scratch folder (default ${TMPDIR:-/tmp}/shardsync-bench); generated datasets
 #                   are kept there and reused by the next run
 #   --fresh         regenerate the datasets
@@ -31,7 +32,7 @@
 set -euo pipefail
 
 # ---------------------------------------------------------------- options
-QUICK=0 RUNS= DELAY_MS=0 SHAPES= TOOLS= JOBS=16 FRESH=0 BUILD=1
+QUICK=0 RUNS= DELAY_MS=0 SHAPES= TOOLS= JOBS=16 FRESH=0 BUILD=1 SS_ARGS=
 WORK=${TMPDIR:-/tmp}/shardsync-bench
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -41,6 +42,7 @@ while [ $# -gt 0 ]; do
     --shapes) SHAPES=$2; shift ;;
     --tools) TOOLS=$2; shift ;;
     --jobs|-j) JOBS=$2; shift ;;
+    --shardsync-args) SS_ARGS=$2; shift ;;
     --work) WORK=$2; shift ;;
     --fresh) FRESH=1 ;;
     --no-build) BUILD=0 ;;
@@ -257,10 +259,11 @@ run_tool_() {
   case $tool:$kind in
     shardsync:s3)
       # shellcheck disable=SC2046
-      measure "$log" "$BIN" --quiet sync "s3://$src" "s3://$dst" -j "$JOBS" \
+      measure "$log" "$BIN" --quiet sync "s3://$src" "s3://$dst" -j "$JOBS" $SS_ARGS \
         $(s3opts src "$EP_A") $(s3opts dst "$EP_B") ;;
     shardsync:local)
-      measure "$log" "$BIN" --quiet sync "$src" "$dst" -j "$JOBS" ;;
+      # shellcheck disable=SC2086
+      measure "$log" "$BIN" --quiet sync "$src" "$dst" -j "$JOBS" $SS_ARGS ;;
     rclone:s3)
       measure "$log" rclone sync --checksum --transfers 16 --exclude '_shardsync/**' \
         "src:$src" "dst:$dst" ;;
@@ -396,7 +399,8 @@ done
 {
   echo "machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), $(free -g | awk '/^Mem:/ { print $2 }') GiB RAM; network: $NET"
   echo "tools: shardsync $("$BIN" --version | awk '{ print $2 }')$(command -v rclone >/dev/null && echo ", $(rclone version | head -1)")$(command -v s5cmd >/dev/null && echo ", s5cmd $(s5cmd version)")"
-  echo "runs: $RUNS (median seconds; peak RSS over the runs); shardsync -j $JOBS, rclone --transfers 16"
+  echo "runs: $RUNS (median seconds; peak RSS over the runs); shardsync -j $JOBS $SS_ARGS, rclone --transfers 16"
+  echo "load average before the table: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews wall times; CPU seconds less so)"
   for d in "${DATASETS[@]}"; do echo "dataset $d"; done
 } >"$WORK/header.txt"
 python3 - "$RESULTS" "${TOOLS_ON[@]}" <<'PY' | tee "$WORK/table.md"

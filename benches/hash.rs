@@ -89,7 +89,10 @@ extern "C" {
 
 fn thread_cpu_ns() -> u64 {
     const CLOCK_THREAD_CPUTIME_ID: i32 = 3; // Linux
-    let mut ts = Timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: a valid out-pointer to a C `struct timespec` (two 64-bit fields on 64-bit Linux).
     let rc = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
@@ -139,9 +142,7 @@ impl ValueFormatter for CpuFormatter {
         let (n, unit) = match *t {
             Throughput::Bytes(b) => (b as f64 / (1024.0 * 1024.0 * 1024.0), "GiB/s cpu"),
             Throughput::BytesDecimal(b) => (b as f64 / 1e9, "GB/s cpu"),
-            Throughput::Elements(e) => {
-                (e as f64 / 1e6, "Melem/s cpu")
-            }
+            Throughput::Elements(e) => (e as f64 / 1e6, "Melem/s cpu"),
             Throughput::Bits(b) => (b as f64 / 1e9, "Gb/s cpu"),
         };
         values.iter_mut().for_each(|v| *v = n / (*v / 1e9));
