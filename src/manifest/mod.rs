@@ -186,6 +186,14 @@ impl Manifest {
 }
 
 /// SHA-256 over `path\tsize\tsha256\n` lines of entries sorted by path, lowercase hex.
+///
+/// ```
+/// use shardsync::manifest::{digest_of, Manifest};
+/// let empty = Manifest::new("memory://docs", vec![]).unwrap();
+/// // The digest of no entries is the SHA-256 of no bytes.
+/// assert_eq!(empty.digest, digest_of(&[]));
+/// assert!(empty.digest.starts_with("e3b0c442"));
+/// ```
 pub fn digest_of(sorted: &[ShardEntry]) -> String {
     let mut h = Sha256::new();
     for s in sorted {
@@ -290,6 +298,14 @@ pub fn is_sha256_hex(s: &str) -> bool {
 }
 
 /// Refuse paths that could escape a destination root or collide with our own files.
+///
+/// ```
+/// use shardsync::manifest::validate_path;
+/// assert!(validate_path("train/part-00000.parquet").is_ok());
+/// assert!(validate_path("../etc/passwd").is_err());
+/// assert!(validate_path("/abs/shard.parquet").is_err());
+/// assert!(validate_path("_shardsync/manifest.json").is_err());
+/// ```
 pub fn validate_path(path: &str) -> Result<()> {
     let bad = |reason: &str| {
         Err(Error::InvalidShardPath {
