@@ -398,7 +398,10 @@ done
 # ---------------------------------------------------------------- table
 {
   echo "machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), $(free -g | awk '/^Mem:/ { print $2 }') GiB RAM; network: $NET"
-  echo "tools: shardsync $("$BIN" --version | awk '{ print $2 }')$(command -v rclone >/dev/null && echo ", $(rclone version | head -1)")$(command -v s5cmd >/dev/null && echo ", s5cmd $(s5cmd version)")"
+  v="tools: shardsync $("$BIN" --version | awk '{ print $2 }')"
+  [[ " ${TOOLS_ON[*]} " == *" rclone "* ]] && v+=", $(rclone version | head -1)"
+  [[ " ${TOOLS_ON[*]} " == *" s5cmd "* ]] && v+=", s5cmd $(s5cmd version)"
+  echo "$v"
   echo "runs: $RUNS (median seconds; peak RSS over the runs); shardsync -j $JOBS $SS_ARGS, rclone --transfers 16"
   echo "load average before the table: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews wall times; CPU seconds less so)"
   for d in "${DATASETS[@]}"; do echo "dataset $d"; done
