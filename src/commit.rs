@@ -77,6 +77,24 @@ pub async fn probe_protection(dst: &Dataset) -> Result<CommitProtection> {
     }
 }
 
+/// The put mode that replaces `key` only if it is still at version `expected`: `Update` where
+/// the store has compare-and-swap; on local folders (which lack it) a stat compared just before
+/// the atomic rename. `Ok(None)` when that local check already shows another version.
+pub(crate) async fn replace_mode(
+    dst: &Dataset,
+    key: &object_store::path::Path,
+    expected: &UpdateVersion,
+) -> std::result::Result<Option<PutMode>, object_store::Error> {
+    if dst.backend != Backend::Local {
+        return Ok(Some(PutMode::Update(expected.clone())));
+    }
+    match dst.store.head(key).await {
+        Ok(meta) if meta.e_tag == expected.e_tag => Ok(Some(PutMode::Overwrite)),
+        Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// The manifest version a commit must replace: `None` when the destination had no manifest.
 pub type Expected = Option<UpdateVersion>;
 
@@ -87,17 +105,13 @@ pub async fn commit(dst: &Dataset, manifest: &Manifest, expected: &Expected) -> 
     let conflict = || Error::ManifestConflict {
         location: format!("{}/{}", dst.url, MANIFEST_KEY),
     };
-    let mode = match (dst.backend, expected) {
-        (_, None) => PutMode::Create,
-        (Backend::Local, Some(v)) => {
-            // No compare-and-swap on local folders: compare the stat just before the rename.
-            match dst.store.head(&key).await {
-                Ok(meta) if meta.e_tag == v.e_tag => PutMode::Overwrite,
-                Ok(_) | Err(object_store::Error::NotFound { .. }) => return Err(conflict()),
-                Err(e) => return Err(Error::store(MANIFEST_KEY, "commit manifest", e)),
-            }
-        }
-        (_, Some(v)) => PutMode::Update(v.clone()),
+    let mode = match expected {
+        None => PutMode::Create,
+        Some(v) => match replace_mode(dst, &key, v).await {
+            Ok(Some(mode)) => mode,
+            Ok(None) => return Err(conflict()),
+            Err(e) => return Err(Error::store(MANIFEST_KEY, "commit manifest", e)),
+        },
     };
     let res = dst
         .store

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
 use crate::error::{Error, Result};
-use crate::store::{Backend, Dataset};
+use crate::store::Dataset;
 
 /// The lease's key relative to the dataset root.
 pub const LOCK_KEY: &str = "_shardsync/lock.json";
@@ -118,14 +118,8 @@ async fn swap(
     expected: &UpdateVersion,
     b: &LeaseBody,
 ) -> Result<UpdateVersion, ()> {
-    let mode = if dst.backend == Backend::Local {
-        // No compare-and-swap on local folders: compare the stat just before the rename.
-        match dst.store.head(key).await {
-            Ok(meta) if meta.e_tag == expected.e_tag => PutMode::Overwrite,
-            _ => return Err(()),
-        }
-    } else {
-        PutMode::Update(expected.clone())
+    let Ok(Some(mode)) = crate::commit::replace_mode(dst, key, expected).await else {
+        return Err(());
     };
     match dst.store.put_opts(key, payload(b), PutOptions::from(mode)).await {
         Ok(r) => Ok(UpdateVersion {
