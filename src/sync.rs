@@ -588,15 +588,14 @@ async fn sync_under_lease(
             se.mtime = Some(s.stat.mtime);
             se.etag = s.stat.etag.clone();
             src_entries.push(se);
-        } else if item.state == State::Same && !(opts.full && copy_idx.contains(&n)) {
-            if let Some(d) = &item.dst_entry {
-                dst_entries.push(d.clone());
-            }
-            match &s.entry {
-                Some(e) => src_entries.push(e.clone()),
-                None => src_complete = false,
-            }
         } else {
+            // Not copied this run. A same shard is still claimed, unless full mode tried to
+            // copy it (every same shard is in the copy set then) and failed, touching it.
+            if item.state == State::Same && !opts.full {
+                if let Some(d) = &item.dst_entry {
+                    dst_entries.push(d.clone());
+                }
+            }
             match &s.entry {
                 Some(e) => src_entries.push(e.clone()),
                 None => src_complete = false,
