@@ -138,6 +138,7 @@ pub fn sync_options(a: &SyncArgs, progress: Progress) -> SyncOptions {
             VerifyArg::Deep => VerifyMode::Deep,
         })
         .with_part_size(usize::try_from(a.part_size).unwrap_or(usize::MAX))
+        .with_multipart_threshold(usize::try_from(a.multipart_threshold).unwrap_or(usize::MAX))
         .with_progress(progress)
 }
 

@@ -134,9 +134,13 @@ pub struct SyncArgs {
     /// How to prove each copied shard on the destination.
     #[arg(long, value_enum, default_value_t = VerifyArg::Size)]
     pub verify: VerifyArg,
-    /// Multipart part size (e.g. 8MiB, 16MiB); shards up to this size go in one PUT.
+    /// Multipart part size (e.g. 8MiB, 16MiB; at least 5MiB).
     #[arg(long, default_value = "8MiB", value_parser = parse_size)]
     pub part_size: u64,
+    /// Shards up to this size go in one PUT, sent once all its bytes are hashed and checked;
+    /// larger shards go multipart. Each one-PUT shard is held in memory whole (within --max-memory).
+    #[arg(long, default_value = "32MiB", value_parser = parse_size)]
+    pub multipart_threshold: u64,
     /// Most shard bytes buffered in memory at once, over all concurrent copies.
     #[arg(long, default_value = "256MiB", value_parser = parse_size)]
     pub max_memory: u64,

@@ -14,6 +14,7 @@ use shardsync::{Dataset, OpenOptions};
 mod app;
 
 fn main() -> ExitCode {
+    bound_allocator_footprint();
     let cli = Cli::parse();
     let filter = match cli.verbose {
         0 => "warn",
@@ -130,4 +131,17 @@ fn open_pair(
     let s = open(src, so, false)?;
     let d = open(dst, dopt, create_dst)?;
     Ok((s, d))
+}
+
+/// Copies allocate and free shard-sized buffers (up to the multipart threshold) from many
+/// threads. glibc raises its mmap threshold after the first such buffer is freed and then
+/// serves the next ones from arenas that do not shrink: a 64 × 16 MiB sync held 370 MiB under
+/// a 256 MiB budget. A fixed 1 MiB threshold keeps big buffers in their own mappings, returned
+/// on free (305 MiB for the same sync).
+fn bound_allocator_footprint() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets a tuning parameter; called before any thread is started.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
 }

@@ -87,8 +87,14 @@ impl SyncOptions {
         self.verify = mode;
         self
     }
+    /// Multipart part size (at least 5 MiB, S3's smallest part).
     pub fn with_part_size(mut self, bytes: usize) -> Self {
         self.transfer.part_size = bytes.max(5 * 1024 * 1024);
+        self
+    }
+    /// Shards up to this size go in one PUT; larger ones go multipart.
+    pub fn with_multipart_threshold(mut self, bytes: usize) -> Self {
+        self.transfer.multipart_threshold = bytes;
         self
     }
     pub fn with_progress(mut self, progress: Progress) -> Self {

@@ -1,11 +1,16 @@
 //! The copy engine: stream one object from source to destination, hashing as it flows, and
 //! land it only if its bytes are the ones planned.
 //!
-//! Small objects (at most one part) are collected as reference-counted chunks and sent in one
-//! PUT after the hash checks out — a mismatch means the PUT is never issued. Larger objects go
+//! Objects up to the multipart threshold are collected as reference-counted chunks and sent in
+//! one PUT after the hash checks out — a mismatch means the PUT is never issued. Larger objects go
 //! through a multipart upload whose parts are sent while the stream is still being read; the
 //! upload is completed only after the hash checks out, and aborted otherwise. Memory per
-//! object is bounded by `(parts_in_flight + 1) × part_size`, whatever the object's size.
+//! object is bounded by the threshold or `(parts_in_flight + 1) × part_size`, whatever the
+//! object's size, and all copies together by the [`MemoryBudget`].
+//!
+//! The threshold is separate from the part size because a multipart upload costs three or more
+//! requests where a PUT costs one, and some servers (s3s-fs, MinIO on a single disk) copy every
+//! byte again to assemble the parts: a 16 MiB shard is much cheaper as one PUT than as two parts.
 //!
 //! Transient failures (network, 5xx, throttling, a body cut mid-stream) are retried for the
 //! whole object with backoff, after object_store's own per-request retries.
@@ -13,7 +18,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::BytesMut;
 use futures::StreamExt;
 use object_store::{
     Attribute, AttributeValue, Attributes, GetOptions, ObjectStore, PutMode, PutMultipartOptions, PutOptions,
@@ -32,11 +37,19 @@ pub const SHA256_METADATA_KEY: &str = "sha256";
 /// Default for [`TransferOptions::memory`]: 256 MiB of buffered shard bytes.
 pub const DEFAULT_MEMORY_BUDGET: usize = 256 * 1024 * 1024;
 
+/// Default for [`TransferOptions::part_size`].
+pub const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
+
+/// Default for [`TransferOptions::multipart_threshold`].
+pub const DEFAULT_MULTIPART_THRESHOLD: usize = 32 * 1024 * 1024;
+
 /// Knobs of the copy engine.
 #[derive(Debug, Clone)]
 pub struct TransferOptions {
-    /// Multipart part size; objects up to this size go in one PUT.
+    /// Multipart part size.
     pub part_size: usize,
+    /// Objects up to this size go in one PUT (buffered whole); larger ones go multipart.
+    pub multipart_threshold: usize,
     /// Parts of one object uploaded at once.
     pub parts_in_flight: usize,
     /// Attempts per object for transient failures.
@@ -82,7 +95,8 @@ impl MemoryBudget {
 impl Default for TransferOptions {
     fn default() -> Self {
         TransferOptions {
-            part_size: 8 * 1024 * 1024,
+            part_size: DEFAULT_PART_SIZE,
+            multipart_threshold: DEFAULT_MULTIPART_THRESHOLD,
             parts_in_flight: 2,
             attempts: 4,
             backoff: Duration::from_millis(200),
@@ -151,7 +165,13 @@ async fn copy_once(
     moved: &mut u64,
 ) -> Result<Hashed> {
     let path = job.path.as_str();
-    let buffered = (job.size as usize).min((opts.parts_in_flight.max(1) + 1) * opts.part_size);
+    // Never buffer more than the whole budget for one object, whatever the threshold says.
+    let single_put = job.size <= opts.multipart_threshold.min(opts.memory.bytes()) as u64;
+    let buffered = if single_put {
+        job.size as usize
+    } else {
+        (opts.parts_in_flight.max(1) + 1) * opts.part_size
+    };
     let _reserved = opts.memory.reserve(buffered).await;
     let get_opts = GetOptions {
         if_match: job
@@ -174,19 +194,30 @@ async fn copy_once(
     let mut hasher = StreamHasher::new();
     let dst_key = dst.key(path);
 
-    if job.size as usize <= opts.part_size {
-        // One PUT, issued only once every byte has been hashed and checked.
-        let mut chunks: Vec<Bytes> = Vec::new();
+    if single_put {
+        // One PUT, issued only once every byte has been hashed and checked. The bytes are
+        // gathered into one buffer of the object's size: keeping the network's chunks instead
+        // would pin the (larger, partly filled) receive buffers they are cut from, and the
+        // process would hold far more than the memory budget accounts for.
+        let mut body = BytesMut::with_capacity(buffered);
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| Error::store(path, "read", e))?;
+            if body.len() + chunk.len() > buffered {
+                // Longer than listed: fail as the size check would, without growing the buffer.
+                return Err(Error::SizeMismatch {
+                    path: path.to_string(),
+                    expected: job.size,
+                    actual: (body.len() + chunk.len()) as u64,
+                });
+            }
             hasher.update(&chunk);
             *moved += chunk.len() as u64;
             progress.add_bytes(chunk.len() as u64);
-            chunks.push(chunk);
+            body.extend_from_slice(&chunk);
         }
         let hashed = hasher.finish();
         check(job, &hashed)?;
-        let payload: PutPayload = chunks.into_iter().collect();
+        let payload = PutPayload::from_bytes(body.freeze());
         dst.store
             .put_opts(
                 &dst_key,

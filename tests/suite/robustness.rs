@@ -172,7 +172,9 @@ async fn sync_under_intermittent_faults_completes_byte_identical() {
         );
         // 6 faults in all, so 7 attempts per object always suffice, whatever the order.
         let mut opts = quick(7);
-        opts.transfer.part_size = part_size; // above every demo shard: they go in one PUT
+        // Above every demo shard (they go in one PUT), below the blob (it goes multipart).
+        opts.transfer.part_size = part_size;
+        opts.transfer.multipart_threshold = part_size;
         let out = sync(&fsrc, &fdst, &opts).await.expect("sync");
         assert_eq!(
             src_faults.injected(),

@@ -244,6 +244,52 @@ async fn one_transfer_at_a_time_and_eight_at_once_leave_the_same_destination() {
     }
 }
 
+/// A shard bigger than one part but under the multipart threshold goes in one PUT: one request
+/// instead of three or more, and no server-side assembly of parts. With the threshold lowered
+/// to the part size, or a memory budget below the shard's size, the same shard goes multipart.
+#[tokio::test]
+async fn shard_under_the_multipart_threshold_goes_in_one_put() {
+    let big = noise(12 * MIB, 21);
+    for backend in Backend::all() {
+        let env = Env::new(backend).await;
+        let src = env.open("src");
+        put(&src, "blobs/big.bin", big.clone()).await;
+        // (destination, threshold, memory budget, multipart expected): a budget smaller than
+        // the shard also forces multipart, since a one-PUT shard is held whole.
+        for (dst_name, threshold, budget, multipart) in [
+            ("dst-default", None, None, false),
+            ("dst-low", Some(5 * MIB), None, true),
+            ("dst-small-budget", None, Some(8 * MIB), true),
+        ] {
+            let dst = env.open(dst_name);
+            let mut opts = SyncOptions::default().with_part_size(5 * MIB);
+            if let Some(t) = threshold {
+                opts = opts.with_multipart_threshold(t);
+            }
+            if let Some(b) = budget {
+                opts.transfer.memory = shardsync::transfer::MemoryBudget::new(b);
+            }
+            let (metered, meter) = InstrumentedStore::new(dst.store.clone()).wrap(&dst);
+            let out = sync_ok(&src, &metered, &opts).await;
+            let what = format!("{backend:?} {dst_name}");
+            assert_eq!(out.report.shards_copied, 1, "{what}");
+            assert!(get(&dst, "blobs/big.bin").await == big, "{what}: bytes differ");
+            let key = dst.key("blobs/big.bin").to_string();
+            let events = meter.events();
+            assert_eq!(
+                events.contains(&format!("multipart {key}")),
+                multipart,
+                "{what}: {events:?}"
+            );
+            assert_eq!(
+                events.contains(&format!("put {key}")),
+                !multipart,
+                "{what}: {events:?}"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn shard_above_the_multipart_threshold_arrives_byte_identical() {
     let big = blob_parquet(12 * MIB, 64, 8);
@@ -254,7 +300,9 @@ async fn shard_above_the_multipart_threshold_arrives_byte_identical() {
         let what = format!("{backend:?}");
         put(&src, "train/big.parquet", big.clone()).await;
         put(&src, "train/small.parquet", shard_bytes(0, 100, 1).unwrap()).await;
-        let opts = SyncOptions::default().with_part_size(5 * MIB);
+        let opts = SyncOptions::default()
+            .with_part_size(5 * MIB)
+            .with_multipart_threshold(5 * MIB);
 
         // First without a source manifest (hashed while it flows), then with one (the hash is
         // known before the copy and stored in the destination's metadata).
@@ -323,7 +371,10 @@ async fn bytes_that_do_not_hash_to_the_manifest_never_land() {
         put(&dst, "old/extra.bin", &b"extra"[..]).await;
 
         let (metered, meter) = InstrumentedStore::new(dst.store.clone()).wrap(&dst);
-        let opts = SyncOptions::default().with_part_size(5 * MIB).with_delete(true);
+        let opts = SyncOptions::default()
+            .with_part_size(5 * MIB)
+            .with_multipart_threshold(5 * MIB)
+            .with_delete(true);
         let out = sync_ok(&src, &metered, &opts).await;
         let r = &out.report;
         assert_eq!(r.shards_failed, 2, "{what}: {r:?}");
@@ -734,7 +785,10 @@ async fn copy_engine_holds_at_most_parts_in_flight_plus_one_parts_of_a_large_sha
             .with_meter(meter.clone())
             .part_delay(Duration::from_millis(25))
             .wrap(&dst);
-        let opts = SyncOptions::default().with_part_size(part).with_full(n > 0);
+        let opts = SyncOptions::default()
+            .with_part_size(part)
+            .with_multipart_threshold(part)
+            .with_full(n > 0);
         let in_flight = opts.transfer.parts_in_flight;
         let out = sync_ok(&metered_src, &metered_dst, &opts).await;
         let what = format!("source chunks {chunk:?}");
