@@ -60,6 +60,10 @@ pub enum Error {
     #[error("{path}: source object changed during the sync (not landed; re-run to pick up the new version)")]
     SourceChanged { path: String },
 
+    /// Another writer replaced a destination object between our PUT and its verification.
+    #[error("{path}: destination object was replaced by another writer right after it was written (not claimed; the next sync copies it again)")]
+    DestinationReplaced { path: String },
+
     /// A `.parquet` object whose footer cannot be read.
     #[error("{path}: not a valid Parquet file: {reason}")]
     InvalidParquet { path: String, reason: String },

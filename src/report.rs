@@ -52,6 +52,8 @@ pub struct Finding {
 /// How many objects were proven by which means.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ProofCounts {
+    /// Size and the PUT's ETag seen in the destination's listing.
+    pub size_and_etag: u64,
     /// Size and stored SHA-256 metadata checked.
     pub size_and_metadata: u64,
     /// Size checked (backend keeps no metadata; bytes hashed in flight).

@@ -218,8 +218,9 @@ pub async fn prepare_with(
 
 /// A proof attempt: the destination stat and whether it matches, or `None` when it is gone.
 type ProofResult = Result<Option<(ObjectStat, bool)>>;
-/// A finished copy: the destination entry and how it was proven.
-type CopyResult = Result<(ShardEntry, Proof)>;
+/// A finished copy: the destination entry and how it was proven (`None`: not yet, see
+/// [`copy_and_verify`]).
+type CopyResult = Result<(ShardEntry, Option<Proof>)>;
 
 /// Settle `Unproven` items (and, in deep mode, re-hash `Same` ones to catch rot).
 async fn prove(dst: &Dataset, plan: &mut Plan, opts: &SyncOptions) -> Result<()> {
@@ -507,7 +508,7 @@ async fn sync_under_lease(
             (n, job)
         })
         .collect();
-    let results: Vec<(usize, Option<CopyResult>)> = futures::stream::iter(jobs)
+    let mut results: Vec<(usize, Option<CopyResult>)> = futures::stream::iter(jobs)
         .map(|(n, job)| {
             let item_entry = plan.items[n].src.as_ref().and_then(|s| s.entry.clone());
             let src_stat = plan.items[n].src.as_ref().map(|s| s.stat.clone());
@@ -524,6 +525,9 @@ async fn sync_under_lease(
         .collect()
         .await;
     opts.progress.finish();
+    if results.iter().any(|(_, r)| matches!(r, Some(Ok(_)))) {
+        confirm_in_listing(dst, &mut results, opts).await?;
+    }
 
     // Final manifest: every source entry proven present on the destination.
     let mut copied_entries: Vec<Option<ShardEntry>> = vec![None; plan.items.len()];
@@ -535,7 +539,8 @@ async fn sync_under_lease(
             Some(Ok((entry, proof))) => {
                 report.shards_copied += 1;
                 report.bytes_copied += entry.size;
-                match proof {
+                match proof.expect("every copy is proven by confirm_in_listing") {
+                    Proof::SizeAndEtag => report.proofs.size_and_etag += 1,
                     Proof::SizeAndMetadata => report.proofs.size_and_metadata += 1,
                     Proof::Size => report.proofs.size += 1,
                     Proof::Rehash => report.proofs.rehash += 1,
@@ -563,24 +568,6 @@ async fn sync_under_lease(
         report.warnings.push(format!(
             "interrupted: {not_started} shard(s) not started; the next sync copies them"
         ));
-    }
-
-    // Record copied objects' cache keys as the destination lists them: the next sync compares
-    // entries with a listing, and a HEAD's stat can differ from it (s3s-fs lists millisecond
-    // mtimes and no ETag; HEAD answers whole seconds). One LIST per 1000 objects.
-    if copied_entries.iter().any(Option::is_some) {
-        let relisted = list_dataset(dst).await?;
-        for entry in copied_entries.iter_mut().flatten() {
-            if let Ok(i) = relisted.binary_search_by(|s| s.path.as_str().cmp(&entry.path)) {
-                let listed = &relisted[i];
-                // Only if it is still the object we verified: another writer may have replaced
-                // it since, and its stat must then not become the cache key for our hash.
-                if lists_verified_object(listed, entry) {
-                    entry.mtime = Some(listed.mtime);
-                    entry.etag = listed.etag.clone();
-                }
-            }
-        }
     }
 
     let mut dst_entries = Vec::new();
@@ -705,6 +692,61 @@ async fn sync_under_lease(
     })
 }
 
+/// Re-list the destination once after the copies. A copy whose PUT's ETag and size the listing
+/// shows is proven by it; the others (listings without ETags, as s3s-fs gives; or an object
+/// replaced since) get a HEAD. Then every copied entry's cache key becomes the object's stat as
+/// the destination lists it: the next sync compares entries with a listing, and a HEAD's stat
+/// can differ from it (s3s-fs lists millisecond mtimes and no ETag; HEAD answers whole seconds).
+async fn confirm_in_listing(
+    dst: &Dataset,
+    results: &mut [(usize, Option<CopyResult>)],
+    opts: &SyncOptions,
+) -> Result<()> {
+    let relisted = list_dataset(dst).await?;
+    let listed = |path: &str| -> Option<&ObjectStat> {
+        let i = relisted.binary_search_by(|s| s.path.as_str().cmp(path)).ok()?;
+        Some(&relisted[i])
+    };
+    let mut unconfirmed = Vec::new();
+    for (k, (_, r)) in results.iter_mut().enumerate() {
+        let Some(Ok((entry, proof))) = r else { continue };
+        if proof.is_none() {
+            match listed(&entry.path).filter(|l| lists_verified_object(l, entry)) {
+                Some(_) => *proof = Some(Proof::SizeAndEtag),
+                None => unconfirmed.push(k),
+            }
+        }
+    }
+    let checked: Vec<(usize, CopyResult)> = futures::stream::iter(unconfirmed)
+        .map(|k| {
+            let mut entry = match &results[k].1 {
+                Some(Ok((e, _))) => e.clone(),
+                _ => unreachable!("only successful copies are unconfirmed"),
+            };
+            async move {
+                let put_etag = entry.etag.clone(); // still the PUT's answer: see copy_and_verify
+                let proof = verify_or_remove(dst, &mut entry, opts.verify, put_etag.as_deref()).await;
+                (k, proof.map(|p| (entry, Some(p))))
+            }
+        })
+        .buffer_unordered(opts.concurrency)
+        .collect()
+        .await;
+    for (k, checked) in checked {
+        results[k].1 = Some(checked);
+    }
+    for (_, r) in results.iter_mut() {
+        let Some(Ok((entry, _))) = r else { continue };
+        // Only if it is still the object we verified: another writer may have replaced it
+        // since, and its stat must then not become the cache key for our hash.
+        if let Some(l) = listed(&entry.path).filter(|l| lists_verified_object(l, entry)) {
+            entry.mtime = Some(l.mtime);
+            entry.etag = l.etag.clone();
+        }
+    }
+    Ok(())
+}
+
 /// Whether a listed stat is the object whose stat (from the HEAD or read that verified it) is
 /// recorded in `verified`: same size, and the same ETag when both carry one; otherwise mtimes
 /// less than a second apart (HEAD's Last-Modified has whole seconds, listings are finer).
@@ -739,7 +781,9 @@ async fn probe_once(dst: &Dataset, report: &mut Report) -> Result<()> {
     Ok(())
 }
 
-/// Copy one shard, verify it on the destination, and return its destination entry.
+/// Copy one shard, verify it on the destination, and return its destination entry and proof.
+/// In size mode, when the PUT returned an ETag, the proof is left to the listing that follows
+/// the copies (`None`): one LIST per 1000 objects instead of a HEAD per object.
 async fn copy_and_verify(
     src: &Dataset,
     dst: &Dataset,
@@ -747,9 +791,9 @@ async fn copy_and_verify(
     planned: Option<ShardEntry>,
     src_stat: Option<ObjectStat>,
     opts: &SyncOptions,
-) -> Result<(ShardEntry, Proof)> {
+) -> CopyResult {
     let copied = copy_object(src, dst, job, &opts.transfer, &opts.progress).await?;
-    let hashed = copied.hashed;
+    let hashed = &copied.hashed;
     let mut entry = match planned {
         Some(e) => e,
         None => {
@@ -765,7 +809,7 @@ async fn copy_and_verify(
                 schema: None,
             };
             if is_parquet_path(&job.path) {
-                match parquet_facts(src, &job.path, &hashed).await {
+                match parquet_facts(src, &job.path, hashed).await {
                     Ok(f) => {
                         e.rows = Some(f.rows);
                         e.row_groups = Some(f.row_groups);
@@ -781,17 +825,43 @@ async fn copy_and_verify(
             e
         }
     };
-    let (stat, proof) = match verify_landed(dst, &job.path, entry.size, &entry.sha256, opts.verify).await {
-        Ok(v) => v,
-        Err(e) => {
-            // The store did not keep what we sent: do not leave it under the final key.
-            if matches!(e, Error::HashMismatch { .. } | Error::SizeMismatch { .. }) {
-                let _ = dst.store.delete(&dst.key(&job.path)).await;
-            }
-            return Err(e);
+    if opts.verify == VerifyMode::Size && copied.e_tag.is_some() {
+        // Proven once the listing after the copies shows this ETag and size.
+        entry.mtime = None;
+        entry.etag = copied.e_tag;
+        return Ok((entry, None));
+    }
+    verify_or_remove(dst, &mut entry, opts.verify, copied.e_tag.as_deref())
+        .await
+        .map(|p| (entry, Some(p)))
+}
+
+/// Verify a landed object; on success its stat becomes the entry's cache key. An object that
+/// is not what was sent is deleted, so it does not stay under the final key. With `put_etag`
+/// (the ETag our PUT was answered with), an object with another ETag is another writer's:
+/// not claimed, and not deleted either.
+async fn verify_or_remove(
+    dst: &Dataset,
+    entry: &mut ShardEntry,
+    mode: VerifyMode,
+    put_etag: Option<&str>,
+) -> Result<Proof> {
+    match verify_landed(dst, &entry.path, entry.size, &entry.sha256, mode).await {
+        Ok((stat, _)) if put_etag.is_some_and(|p| stat.etag.as_deref().is_some_and(|e| e != p)) => {
+            Err(Error::DestinationReplaced {
+                path: entry.path.clone(),
+            })
         }
-    };
-    entry.mtime = Some(stat.mtime);
-    entry.etag = stat.etag;
-    Ok((entry, proof))
+        Ok((stat, proof)) => {
+            entry.mtime = Some(stat.mtime);
+            entry.etag = stat.etag;
+            Ok(proof)
+        }
+        Err(e) => {
+            if matches!(e, Error::HashMismatch { .. } | Error::SizeMismatch { .. }) {
+                let _ = dst.store.delete(&dst.key(&entry.path)).await;
+            }
+            Err(e)
+        }
+    }
 }

@@ -22,7 +22,7 @@ use bytes::BytesMut;
 use futures::StreamExt;
 use object_store::{
     Attribute, AttributeValue, Attributes, GetOptions, ObjectStore, PutMode, PutMultipartOptions, PutOptions,
-    PutPayload, WriteMultipart,
+    PutPayload, PutResult, WriteMultipart,
 };
 use tokio::sync::{Semaphore, SemaphorePermit};
 
@@ -122,6 +122,8 @@ pub struct CopyJob {
 pub struct Copied {
     pub hashed: Hashed,
     pub attempts: u32,
+    /// The ETag the destination answered the PUT (or the multipart completion) with.
+    pub e_tag: Option<String>,
 }
 
 /// Copy one object, retrying transient failures.
@@ -137,10 +139,11 @@ pub async fn copy_object(
         attempt += 1;
         let mut moved = 0u64;
         match copy_once(src, dst, job, opts, progress, &mut moved).await {
-            Ok(hashed) => {
+            Ok((hashed, put)) => {
                 return Ok(Copied {
                     hashed,
                     attempts: attempt,
+                    e_tag: put.e_tag,
                 })
             }
             Err(e) if e.is_transient() && attempt < opts.attempts => {
@@ -163,7 +166,7 @@ async fn copy_once(
     opts: &TransferOptions,
     progress: &Progress,
     moved: &mut u64,
-) -> Result<Hashed> {
+) -> Result<(Hashed, PutResult)> {
     let path = job.path.as_str();
     // Never buffer more than the whole budget for one object, whatever the threshold says.
     let single_put = job.size <= opts.multipart_threshold.min(opts.memory.bytes()) as u64;
@@ -218,7 +221,8 @@ async fn copy_once(
         let hashed = hasher.finish();
         check(job, &hashed)?;
         let payload = PutPayload::from_bytes(body.freeze());
-        dst.store
+        let put = dst
+            .store
             .put_opts(
                 &dst_key,
                 payload,
@@ -230,7 +234,7 @@ async fn copy_once(
             )
             .await
             .map_err(|e| Error::store(path, "write", e))?;
-        return Ok(hashed);
+        return Ok((hashed, put));
     }
 
     // Multipart: parts flow while reading; completion waits for the hash. The expected hash
@@ -281,11 +285,11 @@ async fn copy_once(
         let _ = writer.abort().await;
         return Err(e);
     }
-    writer
+    let put = writer
         .finish()
         .await
         .map_err(|e| Error::store(path, "complete multipart upload", e))?;
-    Ok(hashed)
+    Ok((hashed, put))
 }
 
 /// The streamed bytes must be the planned size and hash.

@@ -1,8 +1,9 @@
 //! Proof that a destination object holds given bytes.
 //!
 //! Servers differ in what they check (see DESIGN.md), so shardsync's own hashing is the proof:
-//! after a copy, `size` verification reads the object's size and the SHA-256 we stored in its
-//! metadata (where the backend keeps metadata); `deep` re-reads and re-hashes the bytes.
+//! after a copy, `size` verification checks that the destination's listing shows the size and
+//! the ETag the PUT returned, and where the listing has no ETag it reads the object's size and
+//! the SHA-256 we stored in its metadata (HEAD); `deep` re-reads and re-hashes the bytes.
 //! The same proofs settle `Unproven` plan items (objects landed by a killed sync, or rewritten
 //! out of band) without copying them again.
 
@@ -31,6 +32,10 @@ pub enum VerifyMode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Proof {
+    /// The destination's listing after the copies shows the object's size and the ETag its PUT
+    /// was answered with: it is the very object written (whose bytes the PUT's SHA-256
+    /// request checksum had the server check), not one written before or since.
+    SizeAndEtag,
     /// Size matched and the stored SHA-256 metadata matched.
     SizeAndMetadata,
     /// Size matched; the backend keeps no metadata (bytes were hashed in flight).

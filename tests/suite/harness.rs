@@ -216,16 +216,33 @@ pub struct InstrumentedStore {
     part_delay: Duration,
     latency: Duration,
     manifest_gate: u64,
-    rewrite_after_head: Option<Arc<RewriteAfterHead>>,
+    rewrite_after_verify: Option<Arc<RewriteAfterVerify>>,
 }
 
-/// An out-of-band writer that replaces an object right after the first HEAD of it returns.
+/// An out-of-band writer that replaces an object right after a sync verified it: after the
+/// first HEAD of it, or after the first listing that ends once it was written.
 #[derive(Debug)]
-struct RewriteAfterHead {
+struct RewriteAfterVerify {
     key: Path,
     bytes: Bytes,
     delay: Duration,
+    /// Rewrite right after our PUT of it, before any verification.
+    after_put: bool,
+    written: std::sync::atomic::AtomicBool,
     done: std::sync::atomic::AtomicBool,
+}
+
+impl RewriteAfterVerify {
+    async fn rewrite_once(&self, inner: &dyn ObjectStore) {
+        if !self.done.swap(true, Ordering::SeqCst) {
+            tokio::time::sleep(self.delay).await;
+            use object_store::ObjectStoreExt;
+            inner
+                .put(&self.key, PutPayload::from(self.bytes.clone()))
+                .await
+                .expect("out-of-band rewrite");
+        }
+    }
 }
 
 impl InstrumentedStore {
@@ -238,18 +255,35 @@ impl InstrumentedStore {
             part_delay: Duration::ZERO,
             latency: Duration::ZERO,
             manifest_gate: 0,
-            rewrite_after_head: None,
+            rewrite_after_verify: None,
         }
     }
 
-    /// Once the first HEAD of `key` has been answered, wait `delay` and overwrite the object
-    /// with `bytes`, behind the caller's back (another writer landing between a sync's
-    /// verification of a shard and its commit). The HEAD's answer is the old object's.
-    pub fn rewrite_after_head(mut self, key: Path, bytes: impl Into<Bytes>, delay: Duration) -> Self {
-        self.rewrite_after_head = Some(Arc::new(RewriteAfterHead {
+    /// Once `key` has been verified (its first HEAD answered, or the first listing that ends
+    /// after it was written through this wrapper), wait `delay` and overwrite the object with
+    /// `bytes`, behind the caller's back: another writer landing between a sync's verification
+    /// of a shard and its commit. The HEAD or listing answered describes the old object.
+    pub fn rewrite_after_verify(mut self, key: Path, bytes: impl Into<Bytes>, delay: Duration) -> Self {
+        self.rewrite_after_verify = Some(Arc::new(RewriteAfterVerify {
             key,
             bytes: bytes.into(),
             delay,
+            after_put: false,
+            written: Default::default(),
+            done: Default::default(),
+        }));
+        self
+    }
+
+    /// Overwrite `key` with `bytes` right after the first PUT of it through this wrapper has
+    /// been answered: another writer landing between a sync's PUT and its verification.
+    pub fn rewrite_after_put(mut self, key: Path, bytes: impl Into<Bytes>) -> Self {
+        self.rewrite_after_verify = Some(Arc::new(RewriteAfterVerify {
+            key,
+            bytes: bytes.into(),
+            delay: Duration::ZERO,
+            after_put: true,
+            written: Default::default(),
             done: Default::default(),
         }));
         self
@@ -360,6 +394,13 @@ impl ObjectStore for InstrumentedStore {
         let r = self.inner.put_opts(location, payload, opts).await;
         if r.is_ok() {
             self.meter.event(format!("put {location}"));
+            if let Some(w) = self.rewrite_after_verify.as_ref().filter(|w| w.key == *location) {
+                if w.after_put {
+                    w.rewrite_once(self.inner.as_ref()).await;
+                } else {
+                    w.written.store(true, Ordering::SeqCst);
+                }
+            }
         }
         r
     }
@@ -393,18 +434,11 @@ impl ObjectStore for InstrumentedStore {
         }
         let res = res?;
         if let Some(w) = self
-            .rewrite_after_head
+            .rewrite_after_verify
             .as_ref()
-            .filter(|w| head && w.key == *location)
+            .filter(|w| head && !w.after_put && w.key == *location)
         {
-            if !w.done.swap(true, Ordering::SeqCst) {
-                tokio::time::sleep(w.delay).await;
-                use object_store::ObjectStoreExt;
-                self.inner
-                    .put(location, PutPayload::from(w.bytes.clone()))
-                    .await
-                    .expect("out-of-band rewrite");
-            }
+            w.rewrite_once(self.inner.as_ref()).await;
         }
         if ranged && !head {
             self.meter.ranged_gets.lock().unwrap().push(location.to_string());
@@ -489,7 +523,20 @@ impl ObjectStore for InstrumentedStore {
     }
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.inner.list(prefix)
+        let listing = self.inner.list(prefix);
+        match self
+            .rewrite_after_verify
+            .clone()
+            .filter(|w| !w.after_put && w.written.load(Ordering::SeqCst))
+        {
+            Some(w) => {
+                let inner = self.inner.clone();
+                let after = futures::stream::once(async move { w.rewrite_once(inner.as_ref()).await })
+                    .filter_map(|()| async { None });
+                listing.chain(after).boxed()
+            }
+            None => listing,
+        }
     }
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {

@@ -616,7 +616,7 @@ async fn a_rewrite_landing_after_a_shard_was_verified_is_not_vouched_for_by_the_
                          // second of the verification is indistinguishable there, so it lands a second later.
         let delay = Duration::from_millis(if backend == Backend::S3 { 1100 } else { 0 });
         let (dst, _) = InstrumentedStore::new(plain.store.clone())
-            .rewrite_after_head(plain.key(&victim), other.clone(), delay)
+            .rewrite_after_verify(plain.key(&victim), other.clone(), delay)
             .wrap(&plain);
         sync_ok(&src, &dst, &SyncOptions::default()).await;
         assert_eq!(
@@ -631,6 +631,66 @@ async fn a_rewrite_landing_after_a_shard_was_verified_is_not_vouched_for_by_the_
         let again = sync_ok(&src, &plain, &SyncOptions::default()).await;
         assert_eq!(again.report.shards_copied, 1, "{what}: {:?}", again.report);
         assert_identical(&src, &plain, &what).await;
+    }
+}
+
+/// In size mode a copy is proven by the one listing that follows the copies when it shows the
+/// PUT's ETag (memory, local folders), and by a HEAD per shard where listings carry no ETag
+/// (s3s-fs).
+#[tokio::test]
+async fn size_mode_proves_copies_by_the_listing_where_it_shows_etags() {
+    for backend in Backend::all() {
+        let env = Env::new(backend).await;
+        let (src, dst) = (env.open("src"), env.open("dst"));
+        write_demo(&src, 3, 100, 5).await;
+        let out = sync_ok(&src, &dst, &SyncOptions::default()).await;
+        let (p, copied) = (&out.report.proofs, out.report.shards_copied);
+        let what = format!("{backend:?}: {p:?}");
+        assert_eq!(copied, 4, "{what}");
+        if backend == Backend::S3 {
+            assert_eq!(p.size_and_metadata, copied, "{what}");
+        } else {
+            assert_eq!(p.size_and_etag, copied, "{what}");
+        }
+        // The recorded cache keys are the listing's: a second sync copies and proves nothing.
+        let again = sync_ok(&src, &dst, &SyncOptions::default()).await;
+        assert_eq!(again.report.shards_copied, 0, "{what}");
+        assert_eq!(again.report.plan.as_ref().unwrap().same, 4, "{what}");
+    }
+}
+
+/// Another writer replacing a shard between our PUT and its verification: whatever the backend,
+/// the shard is not claimed, its bytes are left alone, and the sync fails naming it.
+#[tokio::test]
+async fn a_rewrite_landing_between_put_and_verification_is_refused() {
+    for backend in Backend::all() {
+        let env = Env::new(backend).await;
+        let (src, plain) = (env.open("src"), env.open("dst"));
+        let what = format!("{backend:?}");
+        write_demo(&src, 3, 100, 18).await;
+        let victim = shard_name(2);
+        let mut other = get(&src, &victim).await.to_vec();
+        other.reverse(); // same size, other bytes
+        let (dst, _) = InstrumentedStore::new(plain.store.clone())
+            .rewrite_after_put(plain.key(&victim), other.clone())
+            .wrap(&plain);
+        let out = sync(&src, &dst, &SyncOptions::default()).await.expect("sync");
+        assert!(out.failed(), "{what}: {:?}", out.report);
+        assert_eq!(out.report.shards_failed, 1, "{what}");
+        let finding = out.report.findings.iter().find(|f| f.path == victim);
+        assert!(
+            finding.is_some_and(|f| f.detail.contains("replaced by another writer")),
+            "{what}: {:?}",
+            out.report.findings
+        );
+        assert_eq!(
+            get(&plain, &victim).await,
+            other,
+            "{what}: the other writer's bytes were touched"
+        );
+        let m = committed(&plain).await.expect("the other shards are committed");
+        assert!(m.get(&victim).is_none(), "{what}: the replaced shard is claimed");
+        assert_manifest_honest(&plain, &what).await;
     }
 }
 
