@@ -145,6 +145,21 @@ pub async fn prepare_with(
     opts: &SyncOptions,
     rehash_source: bool,
 ) -> Result<Prepared> {
+    prepare_inner(src, dst, opts, rehash_source, false).await
+}
+
+/// With `defer_to_copy` (a sync about to copy), stale source objects small enough for one PUT
+/// are not hashed here: the copy reads them once, hashes them and skips the PUT when the bytes
+/// are the destination's (see [`CopyJob::unless_sha256`]). Hashing them here and then copying
+/// would read each changed one twice. They stay `Unproven` in the plan until the copy settles
+/// them.
+async fn prepare_inner(
+    src: &Dataset,
+    dst: &Dataset,
+    opts: &SyncOptions,
+    rehash_source: bool,
+    defer_to_copy: bool,
+) -> Result<Prepared> {
     let (src_prev, src_list, dst_stored, dst_list) = tokio::try_join!(
         manifest::load(src),
         list_dataset(src),
@@ -166,8 +181,8 @@ pub async fn prepare_with(
 
     // Stale source objects with a same-size destination twin: hash them now, or we cannot tell
     // `same` from `changed` (a copy would hash them anyway, but might not be needed).
-    let dst_sizes: std::collections::HashMap<&str, u64> =
-        dst_list.iter().map(|s| (s.path.as_str(), s.size)).collect();
+    let dst_stats: std::collections::HashMap<&str, &ObjectStat> =
+        dst_list.iter().map(|s| (s.path.as_str(), s)).collect();
     let mut src_corrupt = Vec::new();
     if rehash_source {
         for s in &mut sources {
@@ -176,10 +191,25 @@ pub async fn prepare_with(
             }
         }
     }
+    // Deferred only where the destination's hash is known (its manifest entry matches its
+    // listing), so the copy can tell `same` by itself. Objects a killed sync landed have no such
+    // entry: they are hashed here and proven from their metadata, not copied again.
+    let deferred = |s: &SourceObject| {
+        defer_to_copy
+            && s.stat.size <= opts.transfer.single_put_limit() as u64
+            && dst_stored
+                .as_ref()
+                .and_then(|d| d.manifest.get(&s.stat.path))
+                .zip(dst_stats.get(s.stat.path.as_str()))
+                .is_some_and(|(e, stat)| entry_matches_stat(e, stat))
+    };
     let must_hash: Vec<ObjectStat> = sources
         .iter()
         .filter(|s| {
-            rehash_source || (s.entry.is_none() && dst_sizes.get(s.stat.path.as_str()) == Some(&s.stat.size))
+            rehash_source
+                || (s.entry.is_none()
+                    && dst_stats.get(s.stat.path.as_str()).map(|d| d.size) == Some(s.stat.size)
+                    && !deferred(s))
         })
         .map(|s| s.stat.clone())
         .collect();
@@ -218,9 +248,18 @@ pub async fn prepare_with(
 
 /// A proof attempt: the destination stat and whether it matches, or `None` when it is gone.
 type ProofResult = Result<Option<(ObjectStat, bool)>>;
-/// A finished copy: the destination entry and how it was proven (`None`: not yet, see
-/// [`copy_and_verify`]).
-type CopyResult = Result<(ShardEntry, Option<Proof>)>;
+/// A finished copy.
+type CopyResult = Result<Landed>;
+
+/// What a copy left on the destination.
+#[derive(Debug)]
+enum Landed {
+    /// The shard was written: its destination entry, and how it was proven (`None`: not yet,
+    /// the listing after the copies will; see [`copy_and_verify`]).
+    Written { entry: ShardEntry, proof: Option<Proof> },
+    /// The bytes hash to the destination's proven entry: nothing was written.
+    AlreadyThere,
+}
 
 /// Settle `Unproven` items (and, in deep mode, re-hash `Same` ones to catch rot).
 async fn prove(dst: &Dataset, plan: &mut Plan, opts: &SyncOptions) -> Result<()> {
@@ -229,7 +268,11 @@ async fn prove(dst: &Dataset, plan: &mut Plan, opts: &SyncOptions) -> Result<()>
         .items
         .iter()
         .enumerate()
-        .filter(|(_, i)| i.state == State::Unproven || (deep && i.state == State::Same))
+        .filter(|(_, i)| {
+            // An unproven item without a source hash is settled by its copy (`defer_to_copy`).
+            let provable = i.src.as_ref().is_some_and(|s| s.entry.is_some());
+            (i.state == State::Unproven && provable) || (deep && i.state == State::Same)
+        })
         .map(|(n, _)| n)
         .collect();
     if idx.is_empty() {
@@ -247,14 +290,12 @@ async fn prove(dst: &Dataset, plan: &mut Plan, opts: &SyncOptions) -> Result<()>
                 .src
                 .as_ref()
                 .and_then(|s| s.entry.as_ref())
-                .map(|e| e.sha256.clone());
+                .map(|e| e.sha256.clone())
+                .expect("only items with a source hash are proven");
             let path = item.path.clone();
             let progress = opts.progress.clone();
             async move {
-                let r = match sha {
-                    Some(sha) => prove_same(dst, &path, &sha, opts.verify, &progress).await,
-                    None => Ok(None),
-                };
+                let r = prove_same(dst, &path, &sha, opts.verify, &progress).await;
                 progress.object_done(&path);
                 (n, r)
             }
@@ -415,7 +456,14 @@ async fn sync_under_lease(
         src_previous,
         dst_stored,
         ..
-    } = prepare(src, dst, opts).await?;
+    } = prepare_inner(
+        src,
+        dst,
+        opts,
+        false,
+        !opts.dry_run && opts.verify == VerifyMode::Size,
+    )
+    .await?;
     let before = inconsistency(&plan);
     report.inconsistency_before = Some(before);
     report.plan = Some(plan.counts());
@@ -433,7 +481,10 @@ async fn sync_under_lease(
         .items
         .iter()
         .enumerate()
-        .filter(|(_, i)| i.state.needs_copy() || (opts.full && i.state == State::Same))
+        // Unproven items left by the plan are the stale source objects the copy settles.
+        .filter(|(_, i)| {
+            i.state.needs_copy() || i.state == State::Unproven || (opts.full && i.state == State::Same)
+        })
         .map(|(n, _)| n)
         .collect();
 
@@ -504,6 +555,9 @@ async fn sync_under_lease(
                 size: s.stat.size,
                 expected_sha256: s.entry.as_ref().map(|e| e.sha256.clone()),
                 src_etag: s.stat.etag.clone(),
+                unless_sha256: (item.state == State::Unproven)
+                    .then(|| item.dst_entry.as_ref().map(|d| d.sha256.clone()))
+                    .flatten(),
             };
             (n, job)
         })
@@ -525,7 +579,10 @@ async fn sync_under_lease(
         .collect()
         .await;
     opts.progress.finish();
-    if results.iter().any(|(_, r)| matches!(r, Some(Ok(_)))) {
+    if results
+        .iter()
+        .any(|(_, r)| matches!(r, Some(Ok(Landed::Written { .. }))))
+    {
         confirm_in_listing(dst, &mut results, opts).await?;
     }
 
@@ -536,7 +593,13 @@ async fn sync_under_lease(
     for (n, r) in results {
         match r {
             None => not_started += 1,
-            Some(Ok((entry, proof))) => {
+            Some(Ok(Landed::AlreadyThere)) => {
+                // Same bytes on both sides after all: the destination's proven entry stands.
+                let item = &mut plan.items[n];
+                item.state = State::Same;
+                copied_entries[n] = item.dst_entry.clone();
+            }
+            Some(Ok(Landed::Written { entry, proof })) => {
                 report.shards_copied += 1;
                 report.bytes_copied += entry.size;
                 match proof.expect("every copy is proven by confirm_in_listing") {
@@ -709,7 +772,9 @@ async fn confirm_in_listing(
     };
     let mut unconfirmed = Vec::new();
     for (k, (_, r)) in results.iter_mut().enumerate() {
-        let Some(Ok((entry, proof))) = r else { continue };
+        let Some(Ok(Landed::Written { entry, proof })) = r else {
+            continue;
+        };
         if proof.is_none() {
             match listed(&entry.path).filter(|l| lists_verified_object(l, entry)) {
                 Some(_) => *proof = Some(Proof::SizeAndEtag),
@@ -720,13 +785,17 @@ async fn confirm_in_listing(
     let checked: Vec<(usize, CopyResult)> = futures::stream::iter(unconfirmed)
         .map(|k| {
             let mut entry = match &results[k].1 {
-                Some(Ok((e, _))) => e.clone(),
-                _ => unreachable!("only successful copies are unconfirmed"),
+                Some(Ok(Landed::Written { entry, .. })) => entry.clone(),
+                _ => unreachable!("only written copies are unconfirmed"),
             };
             async move {
                 let put_etag = entry.etag.clone(); // still the PUT's answer: see copy_and_verify
                 let proof = verify_or_remove(dst, &mut entry, opts.verify, put_etag.as_deref()).await;
-                (k, proof.map(|p| (entry, Some(p))))
+                let landed = proof.map(|p| Landed::Written {
+                    entry,
+                    proof: Some(p),
+                });
+                (k, landed)
             }
         })
         .buffer_unordered(opts.concurrency)
@@ -736,7 +805,9 @@ async fn confirm_in_listing(
         results[k].1 = Some(checked);
     }
     for (_, r) in results.iter_mut() {
-        let Some(Ok((entry, _))) = r else { continue };
+        let Some(Ok(Landed::Written { entry, .. })) = r else {
+            continue;
+        };
         // Only if it is still the object we verified: another writer may have replaced it
         // since, and its stat must then not become the cache key for our hash.
         if let Some(l) = listed(&entry.path).filter(|l| lists_verified_object(l, entry)) {
@@ -793,6 +864,9 @@ async fn copy_and_verify(
     opts: &SyncOptions,
 ) -> CopyResult {
     let copied = copy_object(src, dst, job, &opts.transfer, &opts.progress).await?;
+    if !copied.written {
+        return Ok(Landed::AlreadyThere);
+    }
     let hashed = &copied.hashed;
     let mut entry = match planned {
         Some(e) => e,
@@ -829,11 +903,13 @@ async fn copy_and_verify(
         // Proven once the listing after the copies shows this ETag and size.
         entry.mtime = None;
         entry.etag = copied.e_tag;
-        return Ok((entry, None));
+        return Ok(Landed::Written { entry, proof: None });
     }
-    verify_or_remove(dst, &mut entry, opts.verify, copied.e_tag.as_deref())
-        .await
-        .map(|p| (entry, Some(p)))
+    let proof = verify_or_remove(dst, &mut entry, opts.verify, copied.e_tag.as_deref()).await?;
+    Ok(Landed::Written {
+        entry,
+        proof: Some(proof),
+    })
 }
 
 /// Verify a landed object; on success its stat becomes the entry's cache key. An object that

@@ -92,6 +92,14 @@ impl MemoryBudget {
     }
 }
 
+impl TransferOptions {
+    /// The largest object sent in one PUT: the threshold, but never more than the whole memory
+    /// budget, since a one-PUT object is held whole.
+    pub fn single_put_limit(&self) -> usize {
+        self.multipart_threshold.min(self.memory.bytes())
+    }
+}
+
 impl Default for TransferOptions {
     fn default() -> Self {
         TransferOptions {
@@ -115,6 +123,9 @@ pub struct CopyJob {
     pub expected_sha256: Option<String>,
     /// The source ETag seen when listing: the read is pinned to it so a rewrite fails loudly.
     pub src_etag: Option<String>,
+    /// The destination's proven hash for this path: when the streamed bytes hash to it, the
+    /// destination already holds them and nothing is written. Honoured for one-PUT objects.
+    pub unless_sha256: Option<String>,
 }
 
 /// What a successful copy proved.
@@ -122,6 +133,8 @@ pub struct CopyJob {
 pub struct Copied {
     pub hashed: Hashed,
     pub attempts: u32,
+    /// Whether anything was written (see [`CopyJob::unless_sha256`]).
+    pub written: bool,
     /// The ETag the destination answered the PUT (or the multipart completion) with.
     pub e_tag: Option<String>,
 }
@@ -143,7 +156,8 @@ pub async fn copy_object(
                 return Ok(Copied {
                     hashed,
                     attempts: attempt,
-                    e_tag: put.e_tag,
+                    written: put.is_some(),
+                    e_tag: put.and_then(|p| p.e_tag),
                 })
             }
             Err(e) if e.is_transient() && attempt < opts.attempts => {
@@ -166,10 +180,9 @@ async fn copy_once(
     opts: &TransferOptions,
     progress: &Progress,
     moved: &mut u64,
-) -> Result<(Hashed, PutResult)> {
+) -> Result<(Hashed, Option<PutResult>)> {
     let path = job.path.as_str();
-    // Never buffer more than the whole budget for one object, whatever the threshold says.
-    let single_put = job.size <= opts.multipart_threshold.min(opts.memory.bytes()) as u64;
+    let single_put = job.size <= opts.single_put_limit() as u64;
     let buffered = if single_put {
         job.size as usize
     } else {
@@ -220,6 +233,9 @@ async fn copy_once(
         }
         let hashed = hasher.finish();
         check(job, &hashed)?;
+        if job.unless_sha256.as_ref() == Some(&hashed.sha256) {
+            return Ok((hashed, None));
+        }
         let payload = PutPayload::from_bytes(body.freeze());
         let put = dst
             .store
@@ -234,7 +250,7 @@ async fn copy_once(
             )
             .await
             .map_err(|e| Error::store(path, "write", e))?;
-        return Ok((hashed, put));
+        return Ok((hashed, Some(put)));
     }
 
     // Multipart: parts flow while reading; completion waits for the hash. The expected hash
@@ -289,7 +305,7 @@ async fn copy_once(
         .finish()
         .await
         .map_err(|e| Error::store(path, "complete multipart upload", e))?;
-    Ok((hashed, put))
+    Ok((hashed, Some(put)))
 }
 
 /// The streamed bytes must be the planned size and hash.

@@ -694,6 +694,61 @@ async fn a_rewrite_landing_between_put_and_verification_is_refused() {
     }
 }
 
+/// Source shards rewritten behind the source manifest's back, keeping their size, are read
+/// once: the copy hashes them and writes only those whose bytes differ from the destination's.
+#[tokio::test]
+async fn a_stale_source_shard_is_read_once_and_written_only_if_it_differs() {
+    for backend in Backend::all() {
+        let env = Env::new(backend).await;
+        let what = format!("{backend:?}");
+        let (plain_src, dst) = (env.open("src"), env.open("dst"));
+        write_demo(&plain_src, 3, 100, 31).await;
+        let built = build_manifest(&plain_src, None, &BuildOptions::default())
+            .await
+            .unwrap();
+        manifest::save(&plain_src, &built.manifest).await.unwrap();
+        sync_ok(&plain_src, &dst, &SyncOptions::default()).await;
+
+        // One shard re-written with its own bytes (new mtime/ETag), one with a flipped byte.
+        let (touched, rewritten) = (shard_name(0), shard_name(1));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let same = get(&plain_src, &touched).await;
+        put(&plain_src, &touched, same).await;
+        let mut other = get(&plain_src, &rewritten).await.to_vec();
+        let mid = other.len() / 2;
+        other[mid] ^= 0xff;
+        put(&plain_src, &rewritten, other.clone()).await;
+
+        let (src, src_meter) = InstrumentedStore::new(plain_src.store.clone()).wrap(&plain_src);
+        let (metered_dst, dst_meter) = InstrumentedStore::new(dst.store.clone()).wrap(&dst);
+        let out = sync_ok(&src, &metered_dst, &SyncOptions::default()).await;
+        let reads = src_meter.full_gets.lock().unwrap().clone();
+        for p in [&touched, &rewritten] {
+            let key = plain_src.key(p).to_string();
+            let n = reads.iter().filter(|r| **r == key).count();
+            assert_eq!(n, 1, "{what}: {p} read {n} times: {reads:?}");
+        }
+        let events = dst_meter.events();
+        assert!(
+            !events.contains(&format!("put {}", dst.key(&touched))),
+            "{what}: rewrote a shard the destination holds: {events:?}"
+        );
+        assert!(
+            events.contains(&format!("put {}", dst.key(&rewritten))),
+            "{what}: {events:?}"
+        );
+        assert_eq!(out.report.shards_copied, 1, "{what}: {:?}", out.report);
+        assert!(out.report.consistent, "{what}: {:?}", out.report);
+        assert_identical(&plain_src, &dst, &what).await;
+        assert_manifest_honest(&dst, &what).await;
+        // Both manifests now know the new stats: the next sync reads no shard.
+        let (src, src_meter) = InstrumentedStore::new(plain_src.store.clone()).wrap(&plain_src);
+        let again = sync_ok(&src, &dst, &SyncOptions::default()).await;
+        assert_eq!(again.report.shards_copied, 0, "{what}");
+        assert!(src_meter.full_gets.lock().unwrap().is_empty(), "{what}");
+    }
+}
+
 #[tokio::test]
 async fn source_without_a_manifest_gets_one_written_back_unless_told_not_to() {
     for backend in Backend::all() {
