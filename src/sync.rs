@@ -555,7 +555,8 @@ async fn sync_under_lease(
                 size: s.stat.size,
                 expected_sha256: s.entry.as_ref().map(|e| e.sha256.clone()),
                 src_etag: s.stat.etag.clone(),
-                unless_sha256: (item.state == State::Unproven)
+                // Full mode rewrites every shard, held already or not.
+                unless_sha256: (item.state == State::Unproven && !opts.full)
                     .then(|| item.dst_entry.as_ref().map(|d| d.sha256.clone()))
                     .flatten(),
             };
