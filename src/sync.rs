@@ -168,14 +168,14 @@ async fn prepare_inner(
     )?;
     let src_prev = src_prev.map(|s| s.manifest);
     let mut sources: Vec<SourceObject> = src_list
-        .iter()
+        .into_iter()
         .map(|stat| SourceObject {
             entry: src_prev
                 .as_ref()
                 .and_then(|m| m.get(&stat.path))
-                .filter(|e| entry_matches_stat(e, stat))
+                .filter(|e| entry_matches_stat(e, &stat))
                 .cloned(),
-            stat: stat.clone(),
+            stat,
         })
         .collect();
 
@@ -235,7 +235,7 @@ async fn prepare_inner(
             .is_some_and(|fresh| !fresh.same_content(claimed))
     });
 
-    let mut plan = diff(&sources, dst_stored.as_ref().map(|s| &s.manifest), &dst_list);
+    let mut plan = diff(sources, dst_stored.as_ref().map(|s| &s.manifest), dst_list);
     prove(dst, &mut plan, opts).await?;
     Ok(Prepared {
         plan,

@@ -52,7 +52,7 @@ fn main() {
             let m = Manifest::new("s3://bench/dataset", entries::entries(n(1))).unwrap();
             let (src, dst) = entries::diff_inputs(&m.shards, 10);
             let t = Instant::now();
-            let p = shardsync::diff::diff(&src, Some(&m), &dst);
+            let p = shardsync::diff::diff(src, Some(&m), dst);
             println!(
                 "diff: {:.3} s, {} items",
                 t.elapsed().as_secs_f64(),

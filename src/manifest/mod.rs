@@ -120,18 +120,7 @@ impl Manifest {
     /// Recompute totals and digest from the entries.
     fn recompute(&mut self) {
         self.digest = digest_of(&self.shards);
-        let mut t = Totals::default();
-        for s in &self.shards {
-            t.files += 1;
-            // Saturating: sizes are bounded one by one and row counts not at all, and a hostile
-            // document's sums must not overflow (a panic in debug builds).
-            t.bytes = t.bytes.saturating_add(s.size);
-            if s.is_parquet() {
-                t.shards += 1;
-            }
-            t.rows = t.rows.saturating_add(s.rows.unwrap_or(0));
-        }
-        self.totals = t;
+        self.totals = totals_of(&self.shards);
     }
 
     /// Look up an entry by path (entries are sorted).
@@ -151,20 +140,28 @@ impl Manifest {
         if bytes.len() as u64 > MAX_MANIFEST_BYTES {
             return Err(invalid(format!("larger than {MAX_MANIFEST_BYTES} bytes")));
         }
-        // Check the format tag first so an unknown version gets a precise message.
-        #[derive(Deserialize)]
-        struct Probe {
-            format: Option<serde_json::Value>,
+        // One parse on the happy path. When it fails, a probe of the format tag alone says
+        // whether this is another format (or not JSON at all) before blaming a field.
+        let mut m: Manifest = match serde_json::from_slice(bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                #[derive(Deserialize)]
+                struct Probe {
+                    format: Option<serde_json::Value>,
+                }
+                let probe: Probe =
+                    serde_json::from_slice(bytes).map_err(|e| invalid(format!("not valid JSON: {e}")))?;
+                return Err(invalid(match probe.format {
+                    Some(serde_json::Value::String(f)) if f == FORMAT => explain_parse_error(bytes, e),
+                    Some(f) => unknown_format(&f),
+                    None => "missing \"format\"".into(),
+                }));
+            }
+        };
+        if m.format != FORMAT {
+            let tag = serde_json::Value::String(std::mem::take(&mut m.format));
+            return Err(invalid(unknown_format(&tag)));
         }
-        let probe: Probe =
-            serde_json::from_slice(bytes).map_err(|e| invalid(format!("not valid JSON: {e}")))?;
-        match probe.format {
-            Some(serde_json::Value::String(f)) if f == FORMAT => {}
-            Some(f) => return Err(invalid(format!("unknown format {f}, expected {FORMAT:?}"))),
-            None => return Err(invalid("missing \"format\"".into())),
-        }
-        let mut m: Manifest =
-            serde_json::from_slice(bytes).map_err(|e| invalid(explain_parse_error(bytes, e)))?;
         check_entries(&m.shards, location)?;
         let digest = digest_of(&m.shards);
         if !m.digest.is_empty() && m.digest != digest {
@@ -173,7 +170,8 @@ impl Manifest {
                 m.digest
             )));
         }
-        m.recompute();
+        m.digest = digest;
+        m.totals = totals_of(&m.shards);
         Ok(m)
     }
 
@@ -196,15 +194,49 @@ impl Manifest {
 /// ```
 pub fn digest_of(sorted: &[ShardEntry]) -> String {
     let mut h = Sha256::new();
+    let mut buf = [0u8; 20];
     for s in sorted {
         h.update(s.path.as_bytes());
         h.update(b"\t");
-        h.update(s.size.to_string().as_bytes());
+        h.update(decimal(s.size, &mut buf));
         h.update(b"\t");
         h.update(s.sha256.as_bytes());
         h.update(b"\n");
     }
     hex::encode(h.finalize())
+}
+
+/// Dataset totals over entries. Saturating: sizes are bounded one by one and row counts not at
+/// all, and a hostile document's sums must not overflow (a panic in debug builds).
+fn totals_of(shards: &[ShardEntry]) -> Totals {
+    let mut t = Totals::default();
+    for s in shards {
+        t.files += 1;
+        t.bytes = t.bytes.saturating_add(s.size);
+        if s.is_parquet() {
+            t.shards += 1;
+        }
+        t.rows = t.rows.saturating_add(s.rows.unwrap_or(0));
+    }
+    t
+}
+
+/// The refusal of a format tag other than [`FORMAT`], quoted as it appears in the document.
+fn unknown_format(tag: &serde_json::Value) -> String {
+    format!("unknown format {tag}, expected {FORMAT:?}")
+}
+
+/// `n` in decimal, written into `buf` (u64::MAX has 20 digits): no allocation per entry.
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
 }
 
 /// The typed parse of a manifest failed. When an entry is what failed, name it (serde's own
@@ -335,7 +367,7 @@ pub fn validate_path(path: &str) -> Result<()> {
             _ => {}
         }
     }
-    if path == META_DIR || path.starts_with(&format!("{META_DIR}/")) {
+    if is_meta_path(path) {
         return bad("inside shardsync's own _shardsync/ folder");
     }
     Ok(())
@@ -423,7 +455,8 @@ pub fn save_file(path: &std::path::Path, m: &Manifest) -> Result<()> {
 
 /// Whether a store key (relative) belongs to shardsync rather than the dataset.
 pub fn is_meta_path(rel: &str) -> bool {
-    rel == META_DIR || rel.starts_with(&format!("{META_DIR}/"))
+    rel.strip_prefix(META_DIR)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 #[cfg(test)]

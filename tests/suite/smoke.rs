@@ -73,7 +73,7 @@ async fn assert_committed_manifest_is_trusted_by_the_listing(
         })
         .collect();
     let listing = shardsync::listing::list_dataset(dst).await.unwrap();
-    let plan = shardsync::diff::diff(&sources, Some(&dst_m), &listing);
+    let plan = shardsync::diff::diff(sources, Some(&dst_m), listing);
     let untrusted: Vec<_> = plan
         .items
         .iter()
