@@ -128,8 +128,9 @@ pub struct SyncArgs {
     /// Print the plan and exit: 1 if there is work to do, 0 if none.
     #[arg(long)]
     pub dry_run: bool,
-    /// Shards copied at once.
-    #[arg(short = 'j', long, default_value_t = 16, env = "SHARDSYNC_JOBS")]
+    /// Shards copied at once. Memory stays within --max-memory whatever this is; on a slow link
+    /// small shards want more (the copies wait on round trips, not on bandwidth).
+    #[arg(short = 'j', long, default_value_t = 32, env = "SHARDSYNC_JOBS")]
     pub jobs: usize,
     /// How to prove each copied shard on the destination.
     #[arg(long, value_enum, default_value_t = VerifyArg::Size)]
