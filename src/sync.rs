@@ -28,7 +28,7 @@ use crate::progress::Progress;
 use crate::report::{Finding, FindingKind, Report};
 use crate::store::Dataset;
 use crate::transfer::{copy_object, CopyJob, TransferOptions};
-use crate::verify::{prove_same, verify_landed, Proof, VerifyMode};
+use crate::verify::{head_with_sha, prove_same, verify_landed, Proof, VerifyMode};
 
 /// Options for [`sync`]. The defaults suit most datasets; override one at a time.
 #[derive(Debug, Clone)]
@@ -934,11 +934,20 @@ async fn verify_or_remove(
             entry.etag = stat.etag;
             Ok(proof)
         }
-        Err(e) => {
-            if matches!(e, Error::HashMismatch { .. } | Error::SizeMismatch { .. }) {
-                let _ = dst.store.delete(&dst.key(&entry.path)).await;
+        Err(e @ (Error::HashMismatch { .. } | Error::SizeMismatch { .. })) => {
+            // Ours and wrong: delete it. Another writer's (not our PUT's ETag): leave it be.
+            if let Some(p) = put_etag {
+                if let Ok(Some((stat, _))) = head_with_sha(dst, &entry.path).await {
+                    if stat.etag.as_deref().is_some_and(|e| e != p) {
+                        return Err(Error::DestinationReplaced {
+                            path: entry.path.clone(),
+                        });
+                    }
+                }
             }
+            let _ = dst.store.delete(&dst.key(&entry.path)).await;
             Err(e)
         }
+        Err(e) => Err(e),
     }
 }

@@ -659,8 +659,9 @@ async fn size_mode_proves_copies_by_the_listing_where_it_shows_etags() {
     }
 }
 
-/// Another writer replacing a shard between our PUT and its verification: whatever the backend,
-/// the shard is not claimed, its bytes are left alone, and the sync fails naming it.
+/// Another writer replacing a shard between our PUT and its verification, with its own hash in
+/// the metadata: whatever the backend, the shard is not claimed, the other writer's bytes are
+/// left alone (not deleted as a failed copy of ours), and the sync fails naming the shard.
 #[tokio::test]
 async fn a_rewrite_landing_between_put_and_verification_is_refused() {
     for backend in Backend::all() {
