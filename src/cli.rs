@@ -95,7 +95,7 @@ pub enum Format {
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum VerifyArg {
-    /// Size, plus the SHA-256 stored in the object's metadata where the backend keeps it.
+    /// Size and the PUT's ETag in the listing after the copies; where listings have no ETag, size and the SHA-256 stored in the metadata (a HEAD).
     Size,
     /// Re-read and re-hash every copied byte (and every destination shard before planning).
     Deep,
@@ -138,7 +138,7 @@ pub struct SyncArgs {
     /// Multipart part size (e.g. 8MiB, 16MiB; at least 5MiB).
     #[arg(long, default_value = "8MiB", value_parser = parse_size)]
     pub part_size: u64,
-    /// Shards up to this size go in one PUT, sent once all its bytes are hashed and checked;
+    /// Shards up to this size go in one PUT, sent once all their bytes are hashed and checked;
     /// larger shards go multipart. Each one-PUT shard is held in memory whole (within --max-memory).
     #[arg(long, default_value = "32MiB", value_parser = parse_size)]
     pub multipart_threshold: u64,
