@@ -290,6 +290,53 @@ async fn shard_under_the_multipart_threshold_goes_in_one_put() {
     }
 }
 
+/// The request checksum README suggests for trusted links (`checksum_algorithm=crc64nvme`,
+/// `unsigned_payload=true` on the destination) works end to end, one-PUT and multipart, and is
+/// the one the server checked: s3s-fs keeps the checksums it verified in a side file per object.
+#[tokio::test]
+async fn crc64nvme_request_checksum_option_works_end_to_end_on_s3() {
+    let env = Env::new(Backend::S3).await;
+    // The source is a local folder, so every checksum the server recorded is the destination's.
+    let src_dir = tempfile::tempdir().unwrap();
+    let src = Dataset::open(&src_dir.path().display().to_string(), &Default::default()).unwrap();
+    write_demo(&src, 3, 100, 41).await;
+    put(&src, "blobs/big.bin", noise(12 * MIB, 42)).await;
+    let mut options = env.options();
+    options.push(("checksum_algorithm".into(), "crc64nvme".into()));
+    options.push(("unsigned_payload".into(), "true".into()));
+    let dst = Dataset::open(
+        &env.url("dst"),
+        &shardsync::OpenOptions {
+            options,
+            create_local: false,
+        },
+    )
+    .unwrap();
+    let opts = SyncOptions::default()
+        .with_part_size(5 * MIB)
+        .with_multipart_threshold(5 * MIB);
+    let out = sync_ok(&src, &dst, &opts).await;
+    assert!(out.report.consistent, "{:?}", out.report);
+    assert_eq!(out.report.shards_copied, 5);
+    assert_identical(&src, &dst, "crc64nvme").await;
+
+    let root = &env.server.as_ref().unwrap().root;
+    let sides: Vec<String> = std::fs::read_dir(root)
+        .unwrap()
+        .filter_map(|e| {
+            let p = e.ok()?.path();
+            let side = p.file_name()?.to_str()?.ends_with(".internal.json");
+            side.then(|| std::fs::read_to_string(&p).ok()).flatten()
+        })
+        .collect();
+    let crc = sides.iter().filter(|s| s.contains("checksum_crc64nvme")).count();
+    assert!(crc >= 4, "{crc} objects with a verified CRC64NVME: {sides:?}");
+    assert!(
+        !sides.iter().any(|s| s.contains("checksum_sha256")),
+        "a SHA-256 checksum was sent anyway: {sides:?}"
+    );
+}
+
 #[tokio::test]
 async fn shard_above_the_multipart_threshold_arrives_byte_identical() {
     let big = blob_parquet(12 * MIB, 64, 8);
