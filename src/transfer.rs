@@ -1,8 +1,8 @@
 //! The copy engine: stream one object from source to destination, hashing as it flows, and
 //! land it only if its bytes are the ones planned.
 //!
-//! Objects up to the multipart threshold are collected as reference-counted chunks and sent in
-//! one PUT after the hash checks out — a mismatch means the PUT is never issued. Larger objects go
+//! Objects up to the multipart threshold are gathered into one buffer and sent in one PUT
+//! after the hash checks out — a mismatch means the PUT is never issued. Larger objects go
 //! through a multipart upload whose parts are sent while the stream is still being read; the
 //! upload is completed only after the hash checks out, and aborted otherwise. Memory per
 //! object is bounded by the threshold or `(parts_in_flight + 1) × part_size`, whatever the
@@ -211,10 +211,9 @@ async fn copy_once(
     let dst_key = dst.key(path);
 
     if single_put {
-        // One PUT, issued only once every byte has been hashed and checked. The bytes are
-        // gathered into one buffer of the object's size: keeping the network's chunks instead
-        // would pin the (larger, partly filled) receive buffers they are cut from, and the
-        // process would hold far more than the memory budget accounts for.
+        // One PUT, issued only once every byte has been hashed and checked. The bytes go into
+        // one buffer of exactly the reserved size (the object's), allocated once: what the
+        // budget accounts for is what is held, and the PUT body is one contiguous slice.
         let mut body = BytesMut::with_capacity(buffered);
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| Error::store(path, "read", e))?;
