@@ -135,9 +135,9 @@ fn open_pair(
 
 /// Copies allocate and free shard-sized buffers (up to the multipart threshold) from many
 /// threads. glibc raises its mmap threshold after the first such buffer is freed and then
-/// serves the next ones from arenas that do not shrink: a 64 × 16 MiB sync held 370 MiB under
+/// serves the next ones from arenas that do not shrink: a 64 × 16 MiB sync held 364 MiB under
 /// a 256 MiB budget. A fixed 1 MiB threshold keeps big buffers in their own mappings, returned
-/// on free (305 MiB for the same sync).
+/// on free (about 290 MiB for the same sync).
 fn bound_allocator_footprint() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets a tuning parameter; called before any thread is started.

@@ -923,28 +923,27 @@ async fn verify_or_remove(
     mode: VerifyMode,
     put_etag: Option<&str>,
 ) -> Result<Proof> {
+    // An object whose ETag is not our PUT's is another writer's: not claimed, not deleted.
+    let replaced = |etag: Option<&str>| put_etag.is_some_and(|p| etag.is_some_and(|e| e != p));
+    let replaced_error = || Error::DestinationReplaced {
+        path: entry.path.clone(),
+    };
     match verify_landed(dst, &entry.path, entry.size, &entry.sha256, mode).await {
-        Ok((stat, _)) if put_etag.is_some_and(|p| stat.etag.as_deref().is_some_and(|e| e != p)) => {
-            Err(Error::DestinationReplaced {
-                path: entry.path.clone(),
-            })
-        }
+        Ok((stat, _)) if replaced(stat.etag.as_deref()) => Err(replaced_error()),
         Ok((stat, proof)) => {
             entry.mtime = Some(stat.mtime);
             entry.etag = stat.etag;
             Ok(proof)
         }
         Err(e @ (Error::HashMismatch { .. } | Error::SizeMismatch { .. })) => {
-            // Ours and wrong: delete it. Another writer's (not our PUT's ETag): leave it be.
-            if let Some(p) = put_etag {
+            if put_etag.is_some() {
                 if let Ok(Some((stat, _))) = head_with_sha(dst, &entry.path).await {
-                    if stat.etag.as_deref().is_some_and(|e| e != p) {
-                        return Err(Error::DestinationReplaced {
-                            path: entry.path.clone(),
-                        });
+                    if replaced(stat.etag.as_deref()) {
+                        return Err(replaced_error());
                     }
                 }
             }
+            // Ours, and not what was sent: it must not stay under the final key.
             let _ = dst.store.delete(&dst.key(&entry.path)).await;
             Err(e)
         }

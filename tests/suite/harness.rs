@@ -216,13 +216,13 @@ pub struct InstrumentedStore {
     part_delay: Duration,
     latency: Duration,
     manifest_gate: u64,
-    rewrite_after_verify: Option<Arc<RewriteAfterVerify>>,
+    rewrite: Option<Arc<OutOfBandRewrite>>,
 }
 
 /// An out-of-band writer that replaces an object right after a sync verified it: after the
 /// first HEAD of it, or after the first listing that ends once it was written.
 #[derive(Debug)]
-struct RewriteAfterVerify {
+struct OutOfBandRewrite {
     key: Path,
     bytes: Bytes,
     delay: Duration,
@@ -232,7 +232,7 @@ struct RewriteAfterVerify {
     done: std::sync::atomic::AtomicBool,
 }
 
-impl RewriteAfterVerify {
+impl OutOfBandRewrite {
     /// The other writer records its bytes' SHA-256 in the metadata as shardsync does (where the
     /// store keeps metadata), so a HEAD shows a hash, just not ours.
     async fn rewrite_once(&self, inner: &dyn ObjectStore) {
@@ -272,7 +272,7 @@ impl InstrumentedStore {
             part_delay: Duration::ZERO,
             latency: Duration::ZERO,
             manifest_gate: 0,
-            rewrite_after_verify: None,
+            rewrite: None,
         }
     }
 
@@ -281,7 +281,7 @@ impl InstrumentedStore {
     /// `bytes`, behind the caller's back: another writer landing between a sync's verification
     /// of a shard and its commit. The HEAD or listing answered describes the old object.
     pub fn rewrite_after_verify(mut self, key: Path, bytes: impl Into<Bytes>, delay: Duration) -> Self {
-        self.rewrite_after_verify = Some(Arc::new(RewriteAfterVerify {
+        self.rewrite = Some(Arc::new(OutOfBandRewrite {
             key,
             bytes: bytes.into(),
             delay,
@@ -295,7 +295,7 @@ impl InstrumentedStore {
     /// Overwrite `key` with `bytes` right after the first PUT of it through this wrapper has
     /// been answered: another writer landing between a sync's PUT and its verification.
     pub fn rewrite_after_put(mut self, key: Path, bytes: impl Into<Bytes>) -> Self {
-        self.rewrite_after_verify = Some(Arc::new(RewriteAfterVerify {
+        self.rewrite = Some(Arc::new(OutOfBandRewrite {
             key,
             bytes: bytes.into(),
             delay: Duration::ZERO,
@@ -411,7 +411,7 @@ impl ObjectStore for InstrumentedStore {
         let r = self.inner.put_opts(location, payload, opts).await;
         if r.is_ok() {
             self.meter.event(format!("put {location}"));
-            if let Some(w) = self.rewrite_after_verify.as_ref().filter(|w| w.key == *location) {
+            if let Some(w) = self.rewrite.as_ref().filter(|w| w.key == *location) {
                 if w.after_put {
                     w.rewrite_once(self.inner.as_ref()).await;
                 } else {
@@ -451,7 +451,7 @@ impl ObjectStore for InstrumentedStore {
         }
         let res = res?;
         if let Some(w) = self
-            .rewrite_after_verify
+            .rewrite
             .as_ref()
             .filter(|w| head && !w.after_put && w.key == *location)
         {
@@ -542,7 +542,7 @@ impl ObjectStore for InstrumentedStore {
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
         let listing = self.inner.list(prefix);
         match self
-            .rewrite_after_verify
+            .rewrite
             .clone()
             .filter(|w| !w.after_put && w.written.load(Ordering::SeqCst))
         {
