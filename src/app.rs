@@ -77,11 +77,13 @@ pub async fn diff(
     src: &Dataset,
     dst: &Dataset,
     jobs: usize,
+    allow_empty_source: bool,
     format: Format,
     progress: Progress,
 ) -> Result<u8> {
     let opts = SyncOptions::default()
         .with_concurrency(jobs)
+        .with_allow_empty_source(allow_empty_source)
         .with_progress(progress);
     let prepared = prepare(src, dst, &opts).await?;
     let plan = &prepared.plan;
@@ -131,6 +133,8 @@ pub fn sync_options(a: &SyncArgs, progress: Progress) -> SyncOptions {
         shardsync::transfer::MemoryBudget::new(usize::try_from(a.max_memory).unwrap_or(usize::MAX));
     opts.with_full(a.full)
         .with_delete(a.delete)
+        .with_max_delete(a.max_delete)
+        .with_allow_empty_source(a.guard.allow_empty_source)
         .with_dry_run(a.dry_run)
         .with_concurrency(a.jobs)
         .with_verify(match a.verify {
@@ -236,6 +240,7 @@ pub async fn check(
     dst: &Dataset,
     deep: bool,
     jobs: usize,
+    allow_empty_source: bool,
     format: Format,
     progress: Progress,
 ) -> Result<u8> {
@@ -243,6 +248,7 @@ pub async fn check(
         deep,
         concurrency: jobs.max(1),
         progress,
+        allow_empty_source,
     };
     let report = check_datasets(src, dst, &opts).await?;
     emit(&report, format)?;
@@ -254,6 +260,7 @@ pub async fn verify(ds: &Dataset, deep: bool, jobs: usize, format: Format, progr
         deep,
         concurrency: jobs.max(1),
         progress,
+        ..CheckOptions::default()
     };
     let report = verify_store(ds, &opts).await?;
     emit(&report, format)?;
@@ -469,4 +476,16 @@ pub async fn demo(
     print!("{}", report.render_text(color));
     println!("\nThe folders stay at {} for you to look at.", base.display());
     Ok(if report.consistent { 0 } else { 1 })
+}
+
+/// What the user can do about a library error, in the command line's words: the library names
+/// the situation, the binary names the flag.
+pub fn hint(e: &shardsync::Error) -> Option<&'static str> {
+    match e {
+        shardsync::Error::EmptySource { .. } => {
+            Some("pass --allow-empty-source if the source is meant to be empty")
+        }
+        shardsync::Error::TooManyDeletes { .. } => Some("pass --max-delete N or P% to allow it"),
+        _ => None,
+    }
 }

@@ -57,6 +57,8 @@ pub struct CheckOptions {
     pub deep: bool,
     pub concurrency: usize,
     pub progress: Progress,
+    /// Accept a source that lists no objects (by default an error: a mistyped prefix).
+    pub allow_empty_source: bool,
 }
 
 impl Default for CheckOptions {
@@ -65,6 +67,7 @@ impl Default for CheckOptions {
             deep: false,
             concurrency: 16,
             progress: Progress::hidden(),
+            allow_empty_source: false,
         }
     }
 }
@@ -86,6 +89,7 @@ pub async fn check(src: &Dataset, dst: &Dataset, opts: &CheckOptions) -> Result<
             VerifyMode::Size
         },
         progress: opts.progress.clone(),
+        allow_empty_source: opts.allow_empty_source,
         ..SyncOptions::default()
     };
     let prepared = prepare_with(src, dst, &sync_opts, opts.deep).await?;

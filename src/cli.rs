@@ -101,6 +101,15 @@ pub enum VerifyArg {
     Deep,
 }
 
+/// The source-side safety net shared by the two-store commands.
+#[derive(Debug, Args, Clone)]
+pub struct SourceGuard {
+    /// Accept a source that lists no objects. By default that is an error (exit 2): a mistyped
+    /// prefix lists nothing, and syncing nothing with --delete would empty the destination.
+    #[arg(long)]
+    pub allow_empty_source: bool,
+}
+
 #[derive(Debug, Args)]
 pub struct DiffArgs {
     pub src: String,
@@ -109,6 +118,8 @@ pub struct DiffArgs {
     pub format: Format,
     #[arg(short = 'j', long, default_value_t = 16, env = "SHARDSYNC_JOBS")]
     pub jobs: usize,
+    #[command(flatten)]
+    pub guard: SourceGuard,
     #[command(flatten)]
     pub stores: PairOpts,
 }
@@ -122,9 +133,15 @@ pub struct SyncArgs {
     /// Copy every shard, not only those that differ.
     #[arg(long)]
     pub full: bool,
-    /// Delete destination objects the source does not have (after the commit).
+    /// Delete destination objects the source does not have (after the commit). Refused, with
+    /// nothing written, when it would remove more than half of the destination's objects,
+    /// unless --max-delete allows it.
     #[arg(long)]
     pub delete: bool,
+    /// Most objects --delete may remove: a count (100) or a share of the destination's
+    /// objects (25%). Default: 50%. Beyond it the sync stops before writing anything (exit 2).
+    #[arg(long, value_name = "N|P%", value_parser = parse_delete_limit)]
+    pub max_delete: Option<crate::safety::DeleteLimit>,
     /// Print the plan and exit: 1 if there is work to do, 0 if none.
     #[arg(long)]
     pub dry_run: bool,
@@ -155,6 +172,8 @@ pub struct SyncArgs {
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
+    pub guard: SourceGuard,
+    #[command(flatten)]
     pub stores: PairOpts,
 }
 
@@ -169,6 +188,8 @@ pub struct CheckArgs {
     pub format: Format,
     #[arg(short = 'j', long, default_value_t = 16, env = "SHARDSYNC_JOBS")]
     pub jobs: usize,
+    #[command(flatten)]
+    pub guard: SourceGuard,
     #[command(flatten)]
     pub stores: PairOpts,
 }
@@ -209,6 +230,10 @@ pub struct DemoArgs {
     /// Rows per shard.
     #[arg(long, default_value_t = 4096)]
     pub rows: usize,
+}
+
+fn parse_delete_limit(s: &str) -> Result<crate::safety::DeleteLimit, String> {
+    s.parse()
 }
 
 /// Parse `8MiB`, `16MB`, `1048576`, `1GiB`.

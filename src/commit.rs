@@ -23,6 +23,8 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::listing::{list_dataset, ObjectStat};
+use crate::manifest::build::entry_matches_stat;
 use crate::manifest::Manifest;
 use crate::store::{Backend, Dataset, MANIFEST_KEY, META_DIR};
 
@@ -137,4 +139,88 @@ pub async fn commit(dst: &Dataset, manifest: &Manifest, expected: &Expected) -> 
         }
         Err(e) => Err(Error::store(MANIFEST_KEY, "commit manifest", e)),
     }
+}
+
+/// Paths of `manifest`'s entries that `listing` does not show as the object the entry's cache
+/// key (size, ETag, mtime) names: absent, or replaced since the entry was proven.
+pub fn entries_not_in_listing(manifest: &Manifest, listing: &[ObjectStat]) -> Vec<String> {
+    manifest
+        .shards
+        .iter()
+        .filter(|e| {
+            listing
+                .binary_search_by(|s| s.path.as_str().cmp(&e.path))
+                .map_or(true, |i| !entry_matches_stat(e, &listing[i]))
+        })
+        .map(|e| e.path.clone())
+        .collect()
+}
+
+/// "N objects (a, b, c and 2 more) {what}".
+pub(crate) fn describe_changed(paths: &[String], what: &str) -> String {
+    let shown: Vec<&str> = paths.iter().take(3).map(String::as_str).collect();
+    let more = paths.len().saturating_sub(shown.len());
+    let tail = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
+    format!("{} object(s) ({}{tail}) {what}", paths.len(), shown.join(", "))
+}
+
+/// Read back what was just committed. The manifest must still be the version written (its
+/// ETag); where the store does not enforce conditional writes, a conditional commit proves
+/// nothing, so the manifest is also read whole and every entry it names is checked against a
+/// fresh listing. An entry another writer replaced in between is dropped by a repair commit, so
+/// the manifest left behind claims only what is there, and the sync fails.
+pub async fn confirm_commit(
+    dst: &Dataset,
+    manifest: &Manifest,
+    version: &UpdateVersion,
+    protection: CommitProtection,
+) -> Result<()> {
+    let location = format!("{}/{}", dst.url, MANIFEST_KEY);
+    let replaced = || Error::ChangedUnderCommit {
+        location: location.clone(),
+        detail: "another writer replaced the manifest right after this sync committed it".into(),
+    };
+    let key = dst.manifest_key();
+    let meta = match dst.store.head(&key).await {
+        Ok(meta) => meta,
+        Err(object_store::Error::NotFound { .. }) => return Err(replaced()),
+        Err(e) => return Err(Error::store(MANIFEST_KEY, "read back manifest", e)),
+    };
+    if version.e_tag.is_some() && meta.e_tag != version.e_tag {
+        return Err(replaced());
+    }
+    if protection != CommitProtection::NotEnforced {
+        return Ok(());
+    }
+    let stored = crate::manifest::load(dst).await?.ok_or_else(replaced)?;
+    if stored.manifest.digest != manifest.digest {
+        return Err(replaced());
+    }
+    let listing = list_dataset(dst).await?;
+    let changed = entries_not_in_listing(manifest, &listing);
+    if changed.is_empty() {
+        return Ok(());
+    }
+    let honest: Vec<_> = manifest
+        .shards
+        .iter()
+        .filter(|e| changed.binary_search(&e.path).is_err())
+        .cloned()
+        .collect();
+    let repaired = Manifest::new(manifest.dataset.clone(), honest)?;
+    let outcome = match commit(dst, &repaired, &Some(stored.version)).await {
+        Ok(_) => "dropped from the committed manifest",
+        Err(_) => "claimed by the committed manifest, which could not be repaired",
+    };
+    Err(Error::ChangedUnderCommit {
+        location: dst.url.clone(),
+        detail: describe_changed(
+            &changed,
+            &format!("were replaced by another writer around the commit; {outcome}"),
+        ),
+    })
 }

@@ -91,6 +91,35 @@ pub enum Error {
     /// The operation was cancelled (Ctrl-C).
     #[error("interrupted")]
     Interrupted,
+
+    /// The source lists no objects: almost always a mistyped prefix. Syncing it would make the
+    /// destination empty too.
+    #[error("source {url} holds no objects{} — wrong prefix?", if *has_manifest { " (its manifest names objects the store does not hold)" } else { "" })]
+    EmptySource { url: String, has_manifest: bool },
+
+    /// Removing extras would delete more of the destination than the limit allows.
+    #[error(
+        "refusing to delete {count} of the {total} objects at {url} (limit: {limit}); nothing was written"
+    )]
+    TooManyDeletes {
+        url: String,
+        count: usize,
+        total: usize,
+        limit: String,
+    },
+
+    /// Source and destination are the same place, or one lies inside the other.
+    #[error("source {src} and destination {dst} overlap: {reason}; nothing was written")]
+    Overlap {
+        src: String,
+        dst: String,
+        reason: &'static str,
+    },
+
+    /// After the commit, the destination did not hold what the committed manifest names: another
+    /// writer changed it meanwhile (possible on servers that ignore conditional writes).
+    #[error("destination changed during sync: {location}: {detail}; re-run the sync")]
+    ChangedUnderCommit { location: String, detail: String },
 }
 
 fn summarize(failures: &[(String, String)]) -> String {

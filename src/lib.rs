@@ -23,6 +23,7 @@ pub mod lock;
 pub mod manifest;
 pub mod progress;
 pub mod report;
+pub mod safety;
 pub mod store;
 pub mod sync;
 pub mod transfer;

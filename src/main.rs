@@ -50,6 +50,9 @@ fn main() -> ExitCode {
 /// message does not already contain. Redacted again, since causes quote server answers.
 fn describe(e: &anyhow::Error, verbose: bool) -> String {
     let mut msg = e.to_string();
+    if let Some(hint) = e.downcast_ref::<shardsync::Error>().and_then(app::hint) {
+        msg.push_str(&format!(" ({hint})"));
+    }
     if verbose {
         for cause in e.chain().skip(1) {
             let c = cause.to_string();
@@ -72,7 +75,15 @@ async fn run(cli: Cli) -> Result<u8> {
         }
         Command::Diff(a) => {
             let (src, dst) = open_pair(&a.src, &a.dst, &a.stores.src_opt, &a.stores.dst_opt, true)?;
-            app::diff(&src, &dst, a.jobs, a.format, progress()).await
+            app::diff(
+                &src,
+                &dst,
+                a.jobs,
+                a.guard.allow_empty_source,
+                a.format,
+                progress(),
+            )
+            .await
         }
         Command::Sync(a) => {
             let (src, dst) = open_pair(&a.src, &a.dst, &a.stores.src_opt, &a.stores.dst_opt, true)?;
@@ -81,7 +92,16 @@ async fn run(cli: Cli) -> Result<u8> {
         }
         Command::Check(a) => {
             let (src, dst) = open_pair(&a.src, &a.dst, &a.stores.src_opt, &a.stores.dst_opt, true)?;
-            app::check(&src, &dst, a.deep, a.jobs, a.format, progress()).await
+            app::check(
+                &src,
+                &dst,
+                a.deep,
+                a.jobs,
+                a.guard.allow_empty_source,
+                a.format,
+                progress(),
+            )
+            .await
         }
         Command::Verify(a) => {
             let ds = open(&a.url, &a.store.opt, false)?;

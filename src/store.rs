@@ -60,6 +60,8 @@ pub struct Dataset {
     pub url: String,
     /// The backend kind.
     pub backend: Backend,
+    /// Where the dataset lives, to refuse syncs between nested datasets (`None`: unknown).
+    pub scope: Option<crate::safety::Scope>,
 }
 
 impl std::fmt::Debug for Dataset {
@@ -94,7 +96,7 @@ impl Dataset {
             key: key.to_string(),
             reason: reason.to_string(),
         };
-        let (store, backend): (Arc<dyn ObjectStore>, Backend) = match scheme.as_str() {
+        let (store, backend, namespace): (Arc<dyn ObjectStore>, Backend, String) = match scheme.as_str() {
             "s3" | "s3a" => {
                 let mut b = AmazonS3Builder::from_env()
                     .with_url(parsed.as_str())
@@ -108,11 +110,16 @@ impl Dataset {
                         .map_err(|_| bad_opt(k, "not an S3 option (see object_store's AmazonS3ConfigKey)"))?;
                     b = b.with_config(key, v);
                 }
+                let namespace = format!(
+                    "s3 {} {}",
+                    b.get_config_value(&AmazonS3ConfigKey::Endpoint).unwrap_or_default(),
+                    b.get_config_value(&AmazonS3ConfigKey::Bucket).unwrap_or_default()
+                );
                 let store = b.build().map_err(|e| Error::InvalidUrl {
                     url: display.clone(),
                     reason: e.to_string(),
                 })?;
-                (Arc::new(store), Backend::S3)
+                (Arc::new(store), Backend::S3, namespace)
             }
             "gs" => {
                 let mut b = GoogleCloudStorageBuilder::from_env()
@@ -123,11 +130,15 @@ impl Dataset {
                         .map_err(|_| bad_opt(k, "not a GCS option (see object_store's GoogleConfigKey)"))?;
                     b = b.with_config(key, v);
                 }
+                let namespace = format!(
+                    "gs {}",
+                    b.get_config_value(&GoogleConfigKey::Bucket).unwrap_or_default()
+                );
                 let store = b.build().map_err(|e| Error::InvalidUrl {
                     url: display.clone(),
                     reason: e.to_string(),
                 })?;
-                (Arc::new(store), Backend::Gcs)
+                (Arc::new(store), Backend::Gcs, namespace)
             }
             "az" | "azure" | "abfs" | "abfss" => {
                 let mut b = MicrosoftAzureBuilder::from_env()
@@ -138,11 +149,17 @@ impl Dataset {
                         .map_err(|_| bad_opt(k, "not an Azure option (see object_store's AzureConfigKey)"))?;
                     b = b.with_config(key, v);
                 }
+                let namespace = format!(
+                    "az {} {} {}",
+                    b.get_config_value(&AzureConfigKey::Endpoint).unwrap_or_default(),
+                    b.get_config_value(&AzureConfigKey::AccountName).unwrap_or_default(),
+                    b.get_config_value(&AzureConfigKey::ContainerName).unwrap_or_default()
+                );
                 let store = b.build().map_err(|e| Error::InvalidUrl {
                     url: display.clone(),
                     reason: e.to_string(),
                 })?;
-                (Arc::new(store), Backend::Azure)
+                (Arc::new(store), Backend::Azure, namespace)
             }
             "file" => {
                 if let Some((k, _)) = opts.options.first() {
@@ -181,11 +198,13 @@ impl Dataset {
                     url: display.clone(),
                     reason: e.to_string(),
                 })?;
+                let scope = local_scope(&base, &root);
                 return Ok(Dataset {
                     store,
                     root,
                     url: display,
                     backend: Backend::Local,
+                    scope,
                 });
             }
             "memory" => {
@@ -193,7 +212,7 @@ impl Dataset {
                     return Err(bad_opt(k, "memory stores take no options"));
                 }
                 let name = parsed.host_str().unwrap_or("").to_string();
-                (memory_store(&name), Backend::Memory)
+                (memory_store(&name), Backend::Memory, format!("memory {name}"))
             }
             other => {
                 return Err(Error::InvalidUrl {
@@ -208,11 +227,13 @@ impl Dataset {
             url: display.clone(),
             reason: e.to_string(),
         })?;
+        let scope = Some(crate::safety::Scope::new(namespace, root.as_ref()));
         Ok(Dataset {
             store,
             root,
             url: display,
             backend,
+            scope,
         })
     }
 
@@ -228,6 +249,7 @@ impl Dataset {
             root,
             url: url.into(),
             backend,
+            scope: None,
         }
     }
 
@@ -259,6 +281,18 @@ impl Dataset {
     pub fn manifest_key(&self) -> Path {
         self.key(MANIFEST_KEY)
     }
+}
+
+/// A local dataset's place on the filesystem: its folder with symlinks resolved (so two
+/// spellings of one folder compare equal), then the parts that do not exist yet.
+fn local_scope(base: &std::path::Path, root: &Path) -> Option<crate::safety::Scope> {
+    let real = std::fs::canonicalize(base).ok()?;
+    let mut full = real.to_string_lossy().into_owned();
+    if !root.as_ref().is_empty() {
+        full.push('/');
+        full.push_str(root.as_ref());
+    }
+    Some(crate::safety::Scope::new("file", &full))
 }
 
 /// Parse a URL or a plain local path into a URL.

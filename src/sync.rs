@@ -26,6 +26,7 @@ use crate::manifest::build::{build_from_listing, entry_matches_stat, parquet_fac
 use crate::manifest::{self, is_parquet_path, Manifest, ShardEntry};
 use crate::progress::Progress;
 use crate::report::{Finding, FindingKind, Report};
+use crate::safety::{check_deletions, check_overlap, check_source_not_empty, DeleteLimit};
 use crate::store::Dataset;
 use crate::transfer::{copy_object, CopyJob, TransferOptions};
 use crate::verify::{head_with_sha, prove_same, verify_landed, Proof, VerifyMode};
@@ -48,6 +49,10 @@ pub struct SyncOptions {
     pub progress: Progress,
     /// When set, no new copy starts; in-flight ones finish and are committed.
     pub cancel: Arc<AtomicBool>,
+    /// Accept a source that lists no objects (by default an error: a mistyped prefix).
+    pub allow_empty_source: bool,
+    /// Most extras `delete` may remove; `None` means [`DeleteLimit::DEFAULT`] (half).
+    pub max_delete: Option<DeleteLimit>,
 }
 
 impl Default for SyncOptions {
@@ -62,6 +67,8 @@ impl Default for SyncOptions {
             write_source_manifest: true,
             progress: Progress::hidden(),
             cancel: Arc::new(AtomicBool::new(false)),
+            allow_empty_source: false,
+            max_delete: None,
         }
     }
 }
@@ -99,6 +106,16 @@ impl SyncOptions {
     }
     pub fn with_progress(mut self, progress: Progress) -> Self {
         self.progress = progress;
+        self
+    }
+    /// Accept a source with no objects (a sync of it empties the destination with `delete`).
+    pub fn with_allow_empty_source(mut self, allow: bool) -> Self {
+        self.allow_empty_source = allow;
+        self
+    }
+    /// Most extras `delete` may remove (default: half of the destination's objects).
+    pub fn with_max_delete(mut self, limit: Option<DeleteLimit>) -> Self {
+        self.max_delete = limit;
         self
     }
 }
@@ -167,6 +184,7 @@ async fn prepare_inner(
         list_dataset(dst)
     )?;
     let src_prev = src_prev.map(|s| s.manifest);
+    check_source_not_empty(src, src_list.len(), src_prev.is_some(), opts.allow_empty_source)?;
     let mut sources: Vec<SourceObject> = src_list
         .into_iter()
         .map(|stat| SourceObject {
@@ -402,6 +420,7 @@ pub fn finding_for(item: &PlanItem) -> Option<Finding> {
 /// Run one sync. Per-shard failures do not abort the others; they are in the report
 /// (`shards_failed`, findings of kind `error`) and the manifest committed claims none of them.
 pub async fn sync(src: &Dataset, dst: &Dataset, opts: &SyncOptions) -> Result<SyncOutcome> {
+    check_overlap(src, dst)?;
     let mut lease = None;
     let outcome = sync_under_lease(src, dst, opts, &mut lease).await;
     if let Some(l) = lease {
@@ -476,6 +495,13 @@ async fn sync_under_lease(
         .filter_map(|i| i.src.as_ref())
         .map(|s| s.stat.size)
         .sum();
+
+    if opts.delete {
+        let extras = plan.in_state(State::Extra).count();
+        let total = plan.items.iter().filter(|i| i.dst.is_some()).count();
+        let limit = opts.max_delete.unwrap_or(DeleteLimit::DEFAULT);
+        check_deletions(dst, extras, total, limit)?;
+    }
 
     let copy_idx: Vec<usize> = plan
         .items
@@ -580,11 +606,12 @@ async fn sync_under_lease(
         .collect()
         .await;
     opts.progress.finish();
+    let mut relisted = None;
     if results
         .iter()
         .any(|(_, r)| matches!(r, Some(Ok(Landed::Written { .. }))))
     {
-        confirm_in_listing(dst, &mut results, opts).await?;
+        relisted = Some(confirm_in_listing(dst, &mut results, opts).await?);
     }
 
     // Final manifest: every source entry proven present on the destination.
@@ -672,8 +699,15 @@ async fn sync_under_lease(
     } else {
         ensure_lease(dst, lease, &expected).await?;
         probe_once(dst, &mut report).await?;
-        commit::commit(dst, &final_manifest, &expected).await?;
+        let listing = match relisted {
+            Some(l) => l,
+            None => list_dataset(dst).await?,
+        };
+        reprove_before_commit(dst, &final_manifest, &listing)?;
+        let version = commit::commit(dst, &final_manifest, &expected).await?;
         report.committed = true;
+        let protection = report.commit_protection.unwrap_or(CommitProtection::Enforced);
+        commit::confirm_commit(dst, &final_manifest, &version, protection).await?;
         Some(final_manifest.clone())
     };
     report.dst_digest = Some(final_manifest.digest.clone());
@@ -685,7 +719,8 @@ async fn sync_under_lease(
         let stale = src_previous
             .as_ref()
             .is_none_or(|p| p.shards != src_manifest.shards);
-        if stale && opts.write_source_manifest {
+        // Never create `_shardsync/` under a source that held nothing (an allowed empty source).
+        if stale && opts.write_source_manifest && !src_manifest.shards.is_empty() {
             if let Err(e) = manifest::save(src, &src_manifest).await {
                 let w = format!("could not write the refreshed source manifest (read-only source?): {e}");
                 tracing::warn!("{w}");
@@ -765,7 +800,7 @@ async fn confirm_in_listing(
     dst: &Dataset,
     results: &mut [(usize, Option<CopyResult>)],
     opts: &SyncOptions,
-) -> Result<()> {
+) -> Result<Vec<ObjectStat>> {
     let relisted = list_dataset(dst).await?;
     let listed = |path: &str| -> Option<&ObjectStat> {
         let i = relisted.binary_search_by(|s| s.path.as_str().cmp(path)).ok()?;
@@ -816,7 +851,25 @@ async fn confirm_in_listing(
             entry.etag = l.etag.clone();
         }
     }
-    Ok(())
+    Ok(relisted)
+}
+
+/// The last look before the commit: every entry the final manifest names must be, in a listing
+/// taken after the copies, the very object that was proven — a copy's own PUT, or the object
+/// planned as the same — by size and cache key (ETag, mtime). Another writer that replaced one
+/// meanwhile (possible where the lease is not enforced) stops the commit.
+fn reprove_before_commit(dst: &Dataset, manifest: &Manifest, listing: &[ObjectStat]) -> Result<()> {
+    let changed = commit::entries_not_in_listing(manifest, listing);
+    if changed.is_empty() {
+        return Ok(());
+    }
+    Err(Error::ChangedUnderCommit {
+        location: dst.url.clone(),
+        detail: commit::describe_changed(
+            &changed,
+            "changed after this sync verified them; nothing was committed",
+        ),
+    })
 }
 
 /// Whether a listed stat is the object whose stat (from the HEAD or read that verified it) is
@@ -844,7 +897,9 @@ async fn probe_once(dst: &Dataset, report: &mut Report) -> Result<()> {
     report.commit_protection = Some(protection);
     if protection == CommitProtection::NotEnforced {
         let w = format!(
-            "{} accepts conditional writes but does not enforce them: two syncs into it at once can interleave",
+            "{} accepts conditional writes but does not enforce them: two syncs into it at once can \
+             interleave; this sync re-checked every entry against the store after its commit, which \
+             detects such interference (and fails) but cannot prevent it",
             dst.url
         );
         tracing::warn!("{w}");

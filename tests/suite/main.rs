@@ -12,5 +12,6 @@ mod harness;
 mod manifest_build;
 mod regressions;
 mod robustness;
+mod safety;
 mod smoke;
 mod sync;
