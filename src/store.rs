@@ -62,6 +62,9 @@ pub struct Dataset {
     pub backend: Backend,
     /// Where the dataset lives, to refuse syncs between nested datasets (`None`: unknown).
     pub scope: Option<crate::safety::Scope>,
+    /// A twin of `store` whose PUTs carry a deliberately wrong SHA-256 request checksum, to ask
+    /// the server whether it validates checksums (`None`: not an S3 server we need to ask).
+    pub(crate) checksum_probe: Option<Arc<dyn ObjectStore>>,
 }
 
 impl std::fmt::Debug for Dataset {
@@ -96,20 +99,40 @@ impl Dataset {
             key: key.to_string(),
             reason: reason.to_string(),
         };
+        let mut checksum_probe = None;
         let (store, backend, namespace): (Arc<dyn ObjectStore>, Backend, String) = match scheme.as_str() {
             "s3" | "s3a" => {
-                let mut b = AmazonS3Builder::from_env()
-                    .with_url(parsed.as_str())
-                    .with_retry(retry_config())
-                    .with_config(AmazonS3ConfigKey::Checksum, "sha256");
-                b = with_default_timeouts(b, |b, k, v| {
-                    b.with_config(AmazonS3ConfigKey::Client(k), v)
-                });
-                for (k, v) in &opts.options {
-                    let key = AmazonS3ConfigKey::from_str(k)
-                        .map_err(|_| bad_opt(k, "not an S3 option (see object_store's AmazonS3ConfigKey)"))?;
-                    b = b.with_config(key, v);
-                }
+                let s3_builder = |client: object_store::ClientOptions, checksum: bool| {
+                    let mut b = AmazonS3Builder::from_env()
+                        .with_url(parsed.as_str())
+                        .with_retry(retry_config())
+                        .with_client_options(client);
+                    if checksum {
+                        b = b.with_config(AmazonS3ConfigKey::Checksum, "sha256");
+                    }
+                    b = with_default_timeouts(b, |b, k, v| {
+                        b.with_config(AmazonS3ConfigKey::Client(k), v)
+                    });
+                    for (k, v) in &opts.options {
+                        let key = AmazonS3ConfigKey::from_str(k)
+                            .map_err(|_| bad_opt(k, "not an S3 option (see object_store's AmazonS3ConfigKey)"))?;
+                        if checksum || key != AmazonS3ConfigKey::Checksum {
+                            b = b.with_config(key, v);
+                        }
+                    }
+                    Ok::<_, Error>(b)
+                };
+                let b = s3_builder(Default::default(), true)?;
+                // AWS S3 validates request checksums (its documentation); other servers are asked.
+                let custom_endpoint = b.get_config_value(&AmazonS3ConfigKey::Endpoint).is_some();
+                checksum_probe = if custom_endpoint {
+                    s3_builder(crate::verify::wrong_checksum_client(), false)?
+                        .build()
+                        .ok()
+                        .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
+                } else {
+                    None
+                };
                 let namespace = format!(
                     "s3 {} {}",
                     b.get_config_value(&AmazonS3ConfigKey::Endpoint).unwrap_or_default(),
@@ -205,6 +228,7 @@ impl Dataset {
                     url: display,
                     backend: Backend::Local,
                     scope,
+                    checksum_probe: None,
                 });
             }
             "memory" => {
@@ -234,6 +258,7 @@ impl Dataset {
             url: display,
             backend,
             scope,
+            checksum_probe,
         })
     }
 
@@ -250,6 +275,7 @@ impl Dataset {
             url: url.into(),
             backend,
             scope: None,
+            checksum_probe: None,
         }
     }
 

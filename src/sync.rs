@@ -564,6 +564,8 @@ async fn sync_under_lease(
     if !copy_idx.is_empty() {
         ensure_lease(dst, lease, &expected).await?;
     }
+    let copy_opts = copy_proof_options(dst, &copy_idx, opts, &mut report).await?;
+    let opts = &copy_opts;
     let copy_bytes: u64 = copy_idx
         .iter()
         .map(|&n| plan.items[n].src.as_ref().map_or(0, |s| s.stat.size))
@@ -789,6 +791,31 @@ async fn sync_under_lease(
         plan,
         committed,
     })
+}
+
+/// The options the copies run under: as given, except that on a server that accepts a wrong
+/// request checksum, size verification cannot rest on the PUT's ETag, so copies are read back.
+async fn copy_proof_options(
+    dst: &Dataset,
+    copy_idx: &[usize],
+    opts: &SyncOptions,
+    report: &mut Report,
+) -> Result<SyncOptions> {
+    let mut copy_opts = opts.clone();
+    if copy_idx.is_empty() || opts.verify != VerifyMode::Size {
+        return Ok(copy_opts);
+    }
+    if !crate::verify::validates_request_checksums(dst).await? {
+        let w = format!(
+            "{} accepted a PUT whose SHA-256 request checksum did not match its bytes: \
+             each copy is proven by reading it back instead",
+            dst.url
+        );
+        tracing::warn!("{w}");
+        report.warnings.push(w);
+        copy_opts.verify = VerifyMode::Deep;
+    }
+    Ok(copy_opts)
 }
 
 /// Re-list the destination once after the copies. A copy whose PUT's ETag and size the listing

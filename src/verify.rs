@@ -166,3 +166,72 @@ pub async fn prove_same(
         Err(e) => Err(e),
     }
 }
+
+/// The SHA-256 request checksum the probe sends: base64 of the SHA-256 of other bytes than
+/// the probe's, so a server that validates checksums must refuse the PUT.
+const WRONG_SHA256_B64: &str = "e/Y/MCO5/dXgIH2gBazZuArBqgaS5oGZFtY50dVZ+BI=";
+
+/// Client options whose every request carries [`WRONG_SHA256_B64`] as `x-amz-checksum-sha256`.
+pub(crate) fn wrong_checksum_client() -> object_store::ClientOptions {
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        "x-amz-checksum-sha256",
+        http::HeaderValue::from_static(WRONG_SHA256_B64),
+    );
+    object_store::ClientOptions::new().with_default_headers(headers)
+}
+
+/// Whether the destination refuses a PUT whose SHA-256 request checksum does not match its
+/// bytes. Where it does, the PUT's ETag in a listing proves our bytes landed (the server
+/// checked them against the hash we computed); where it accepts them (moto does), that proof
+/// is void and copies are read back instead. Asked once per store per process; stores
+/// without a probe (AWS itself, local folders, memory) count as validating.
+pub async fn validates_request_checksums(dst: &Dataset) -> Result<bool> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static ANSWERS: OnceLock<Mutex<HashMap<String, bool>>> = OnceLock::new();
+    let Some(probe) = &dst.checksum_probe else {
+        return Ok(true);
+    };
+    let id = dst
+        .scope
+        .as_ref()
+        .map_or_else(|| dst.url.clone(), |s| s.namespace.clone());
+    let answers = ANSWERS.get_or_init(Default::default);
+    if let Some(&known) = answers.lock().unwrap_or_else(|p| p.into_inner()).get(&id) {
+        return Ok(known);
+    }
+    let rel = format!(
+        "{}/probe-checksum-{:016x}",
+        crate::store::META_DIR,
+        rand::random::<u64>()
+    );
+    let key = dst.key(&rel);
+    let put = object_store::ObjectStoreExt::put(
+        probe.as_ref(),
+        &key,
+        object_store::PutPayload::from_static(b"checksum probe"),
+    )
+    .await;
+    // s3s-fs stores the bytes before it refuses them: remove the probe either way.
+    let _ = object_store::ObjectStoreExt::delete(dst.store.as_ref(), &key).await;
+    let validates = match put {
+        Ok(_) => false,
+        Err(e) => {
+            let msg = e.to_string().to_ascii_lowercase();
+            let refused_for_checksum = ["baddigest", "checksum", "digest"]
+                .iter()
+                .any(|w| msg.contains(w));
+            if !refused_for_checksum {
+                tracing::debug!("checksum probe on {} failed for another reason: {e}", dst.url);
+            }
+            // Refused for another reason, we cannot tell: assume the weaker case.
+            refused_for_checksum
+        }
+    };
+    answers
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(id, validates);
+    Ok(validates)
+}

@@ -19,12 +19,20 @@ use crate::common::s3::{self, S3Server};
 pub enum Backend {
     Memory,
     Local,
+    /// The in-process s3s-fs server.
     S3,
+    /// moto's server (a Python process shared by the tests; a bucket per test).
+    Moto,
 }
 
 impl Backend {
-    pub fn all() -> [Backend; 3] {
-        [Backend::Memory, Backend::Local, Backend::S3]
+    pub fn all() -> [Backend; 4] {
+        [Backend::Memory, Backend::Local, Backend::S3, Backend::Moto]
+    }
+
+    /// Whether datasets live on an S3 server (s3s-fs or moto).
+    pub fn is_s3(self) -> bool {
+        matches!(self, Backend::S3 | Backend::Moto)
     }
 }
 
@@ -50,12 +58,19 @@ impl Env {
         } else {
             None
         };
-        Env {
+        let env = Env {
             backend,
             server,
             tmp,
             ns,
+        };
+        if backend == Backend::Moto {
+            let bucket = env.moto_bucket();
+            tokio::task::spawn_blocking(move || crate::common::moto::create_bucket(&bucket))
+                .await
+                .expect("create moto bucket");
         }
+        env
     }
 
     /// The URL of dataset `name` (a prefix in the bucket, a sub-folder, a memory prefix).
@@ -64,15 +79,24 @@ impl Env {
             Backend::Memory => format!("memory://{}/{name}", self.ns),
             Backend::Local => self.tmp.path().join(name).display().to_string(),
             Backend::S3 => format!("s3://{BUCKET}/{name}"),
+            Backend::Moto => format!("s3://{}/{name}", self.moto_bucket()),
         }
     }
 
     /// `KEY=VALUE` store options for this backend (empty except for S3).
     pub fn options(&self) -> Vec<(String, String)> {
+        if self.backend == Backend::Moto {
+            return crate::common::moto::store_options();
+        }
         self.server
             .as_ref()
             .map(|s| s.store_options())
             .unwrap_or_default()
+    }
+
+    /// This test's bucket on the shared moto server.
+    fn moto_bucket(&self) -> String {
+        format!("moto-{}", self.ns)
     }
 
     /// Options as command-line arguments with the given flag (`--opt`, `--src-opt`, `--dst-opt`).

@@ -85,7 +85,7 @@ fn other_schema_parquet(rows: usize) -> Vec<u8> {
 /// (local folders directly; s3s-fs keeps each object as a file under `root/bucket/key`).
 fn file_of(env: &Env, name: &str, rel: &str) -> Option<PathBuf> {
     match env.backend {
-        Backend::Memory => None,
+        Backend::Memory | Backend::Moto => None,
         Backend::Local => Some(env.tmp.path().join(name).join(rel)),
         Backend::S3 => Some(
             env.server
@@ -216,12 +216,24 @@ async fn rewritten_destination_shards_are_changed_or_size_mismatch() {
             "{backend:?}: {sm}"
         );
 
-        // The destination against its own manifest: the resized one is a size mismatch,
-        // the same-size rewrite is only visible to a deep verify.
+        // The destination against its own manifest: the resized one is a size mismatch; the
+        // same-size rewrite no longer has the stat the manifest recorded, so even a shallow
+        // verify names it as changed (a deep one proves the bytes differ).
         let v = verify_store(&dst, &shallow()).await.unwrap();
         assert_eq!(
             kinds(&v),
-            vec![(FindingKind::SizeMismatch, paths[1].as_str())],
+            vec![
+                (FindingKind::Changed, paths[0].as_str()),
+                (FindingKind::SizeMismatch, paths[1].as_str()),
+            ],
+            "{backend:?}: {:?}",
+            v.findings
+        );
+        assert!(!v.consistent, "{backend:?}");
+        assert!(
+            finding(&v, &paths[0])
+                .detail
+                .contains("rewritten since the manifest"),
             "{backend:?}"
         );
         let v = verify_store(&dst, &deep()).await.unwrap();

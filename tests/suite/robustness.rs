@@ -137,11 +137,7 @@ async fn sync_under_intermittent_faults_completes_byte_identical() {
         write_demo(&src, 4, ROWS, 3).await;
         // One object large enough for a multipart upload. S3 (s3s-fs too) refuses parts under
         // 5 MiB; memory and local folders take small ones, which keeps this test fast.
-        let part_size = if backend == Backend::S3 {
-            5 << 20
-        } else {
-            128 << 10
-        };
+        let part_size = if backend.is_s3() { 5 << 20 } else { 128 << 10 };
         put(&src, "blobs/tokenizer.bin", random_bytes(part_size + 1000, 1)).await;
         let built = manifest::build_manifest(&src, None, &BuildOptions::default())
             .await

@@ -1,0 +1,133 @@
+//! A second S3 implementation for the suite: moto's server (PyPI `moto[server]`), one per test
+//! process on 127.0.0.1, a fresh bucket per test. moto differs from s3s-fs where it matters to
+//! shardsync: it accepts a wrong `x-amz-checksum-sha256` (DESIGN.md's server table).
+//!
+//! moto is taken from the machine's Python when it has it, else installed once into a venv
+//! under the target directory (`pip` from PyPI). The server dies with the test process.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub const MOTO_VERSION: &str = "5.2.1";
+
+/// The shared server's endpoint, `http://127.0.0.1:PORT`; started on first use.
+pub fn endpoint() -> String {
+    static SERVER: OnceLock<SocketAddr> = OnceLock::new();
+    let addr = SERVER.get_or_init(start);
+    format!("http://{addr}")
+}
+
+fn python_with_moto() -> PathBuf {
+    let has_moto = |py: &std::path::Path| {
+        Command::new(py)
+            .args(["-c", "import moto.server, flask"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let system = PathBuf::from("python3");
+    if has_moto(&system) {
+        return system;
+    }
+    let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("moto-venv");
+    let py = venv.join("bin/python");
+    if !has_moto(&py) {
+        let ok = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .is_ok_and(|s| s.success())
+            && Command::new(&py)
+                .args(["-m", "pip", "install", "--quiet"])
+                .arg(format!("moto[server]=={MOTO_VERSION}"))
+                .status()
+                .is_ok_and(|s| s.success());
+        assert!(
+            ok,
+            "could not install moto[server]=={MOTO_VERSION} from PyPI into {}",
+            venv.display()
+        );
+    }
+    py
+}
+
+fn start() -> SocketAddr {
+    let py = python_with_moto();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let mut cmd = Command::new(py);
+    cmd.args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+        .env_remove("AWS_CA_BUNDLE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: prctl is async-signal-safe; the server dies with the test process.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+    }
+    // PR_SET_PDEATHSIG fires when the spawning *thread* ends, so spawn from a thread that
+    // lives as long as the process, not from the test that happened to come first.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let started = cmd.spawn().map(|_child| ());
+        let _ = tx.send(started);
+        loop {
+            std::thread::park();
+        }
+    });
+    rx.recv().expect("moto launcher").expect("start moto server");
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "moto server did not start on {addr}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    addr
+}
+
+/// Create `bucket` (moto takes an unsigned `PUT /bucket`).
+pub fn create_bucket(bucket: &str) {
+    let ep = endpoint();
+    let addr = ep.trim_start_matches("http://");
+    let mut s = TcpStream::connect(addr).expect("connect moto");
+    write!(
+        s,
+        "PUT /{bucket} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 200"),
+        "create bucket {bucket}: {answer}"
+    );
+}
+
+/// Store options for a client of the shared server.
+pub fn store_options() -> Vec<(String, String)> {
+    [
+        ("endpoint", endpoint()),
+        ("access_key_id", "moto-test-key".to_string()),
+        ("secret_access_key", "moto-test-secret".to_string()),
+        ("region", "us-east-1".to_string()),
+        ("allow_http", "true".to_string()),
+        ("virtual_hosted_style_request", "false".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
