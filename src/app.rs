@@ -40,8 +40,8 @@ pub async fn manifest_build(
         manifest::save_file(out, m)?;
     }
     let drift = schema_drift(&m.shards);
-    for (path, schema, majority) in &drift {
-        eprintln!("warning: {path}: schema {schema} differs from the dataset's majority schema {majority}");
+    for w in shardsync::check::schema_warnings(&drift, "dataset") {
+        eprintln!("warning: {w}");
     }
     if json {
         let v = serde_json::json!({
@@ -205,6 +205,22 @@ pub async fn sync_once(
         });
         return Ok(if work { 1 } else { 0 });
     }
+    // Exit 0 only when the destination now holds exactly the source's dataset, as a `check`
+    // right after would say: extras count, since a loader that globs the prefix reads them.
+    if !report.consistent {
+        if !quiet && !json {
+            let extras = outcome.plan.in_state(State::Extra).count();
+            if extras > 0 && !opts.delete {
+                eprintln!(
+                    "shardsync: drift remains: {extras} object(s) at the destination are not in the source \
+                     (--delete removes them)"
+                );
+            } else {
+                eprintln!("shardsync: drift remains: the destination does not hold the source's dataset yet");
+            }
+        }
+        return Ok(1);
+    }
     Ok(0)
 }
 
@@ -238,28 +254,33 @@ fn emit(report: &Report, format: Format) -> Result<()> {
 pub async fn check(
     src: &Dataset,
     dst: &Dataset,
-    deep: bool,
-    jobs: usize,
-    allow_empty_source: bool,
+    a: &shardsync::cli::CheckArgs,
     format: Format,
     progress: Progress,
 ) -> Result<u8> {
     let opts = CheckOptions {
-        deep,
-        concurrency: jobs.max(1),
+        deep: a.deep,
+        concurrency: a.jobs.max(1),
         progress,
-        allow_empty_source,
+        allow_empty_source: a.guard.allow_empty_source,
+        strict_schema: a.strict_schema,
     };
     let report = check_datasets(src, dst, &opts).await?;
     emit(&report, format)?;
     Ok(if report.consistent { 0 } else { 1 })
 }
 
-pub async fn verify(ds: &Dataset, deep: bool, jobs: usize, format: Format, progress: Progress) -> Result<u8> {
+pub async fn verify(
+    ds: &Dataset,
+    a: &shardsync::cli::VerifyArgs,
+    format: Format,
+    progress: Progress,
+) -> Result<u8> {
     let opts = CheckOptions {
-        deep,
-        concurrency: jobs.max(1),
+        deep: a.deep,
+        concurrency: a.jobs.max(1),
         progress,
+        strict_schema: a.strict_schema,
         ..CheckOptions::default()
     };
     let report = verify_store(ds, &opts).await?;

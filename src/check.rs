@@ -16,37 +16,89 @@ use crate::store::Dataset;
 use crate::sync::{finding_for, prepare_with, SyncOptions};
 use crate::verify::VerifyMode;
 
-/// Shards whose schema differs from the dataset's majority schema: `(path, schema, majority)`.
+/// The folder a shard lives in (`""` at the root): the unit a loader reads as one table.
+fn folder_of(path: &str) -> &str {
+    path.rfind('/').map_or("", |i| &path[..i])
+}
+
+/// Shards whose schema differs from the majority schema of their own folder:
+/// `(path, schema, majority)`. Folders may differ from one another (a Hugging Face repository
+/// with two configs in two folders is normal); within one folder a loader reads the shards as
+/// one table, and a different schema there breaks it.
 pub fn schema_drift(entries: &[ShardEntry]) -> Vec<(String, String, String)> {
-    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+    use std::collections::BTreeMap;
+    let mut counts: BTreeMap<&str, BTreeMap<&str, usize>> = BTreeMap::new();
     for e in entries {
         if let Some(s) = &e.schema {
-            *counts.entry(s.as_str()).or_default() += 1;
+            *counts
+                .entry(folder_of(&e.path))
+                .or_default()
+                .entry(s.as_str())
+                .or_default() += 1;
         }
     }
-    // Majority; ties go to the lexicographically first for a deterministic answer.
-    let Some((majority, _)) = counts.iter().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0))) else {
-        return Vec::new();
-    };
+    // Majority per folder; ties go to the lexicographically first for a deterministic answer.
+    let majority: BTreeMap<&str, &str> = counts
+        .iter()
+        .filter_map(|(folder, c)| {
+            let (m, _) = c.iter().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))?;
+            Some((*folder, *m))
+        })
+        .collect();
     entries
         .iter()
         .filter_map(|e| {
             let s = e.schema.as_deref()?;
-            (s != *majority).then(|| (e.path.clone(), s.to_string(), majority.to_string()))
+            let m = majority.get(folder_of(&e.path))?;
+            (s != *m).then(|| (e.path.clone(), s.to_string(), m.to_string()))
         })
         .collect()
 }
 
-fn drift_findings(entries: &[ShardEntry], side: &str) -> Vec<Finding> {
-    schema_drift(entries)
+/// Schema variety as findings (strict: it is drift) or as one warning per folder.
+fn report_schema_drift(report: &mut Report, entries: &[ShardEntry], side: &str, strict: bool) {
+    let drift = schema_drift(entries);
+    if strict {
+        report
+            .findings
+            .extend(drift.into_iter().map(|(path, schema, majority)| Finding {
+                detail: format!(
+                    "{side} schema {schema} differs from the majority schema {majority} of its folder; \
+                 loaders reading the folder as one table will fail"
+                ),
+                path,
+                kind: FindingKind::SchemaDrift,
+            }));
+        return;
+    }
+    report.warnings.extend(schema_warnings(&drift, side));
+}
+
+/// One line per folder whose shards do not share one schema.
+pub fn schema_warnings(drift: &[(String, String, String)], side: &str) -> Vec<String> {
+    let mut by_folder: std::collections::BTreeMap<&str, Vec<&(String, String, String)>> = Default::default();
+    for d in drift {
+        by_folder.entry(folder_of(&d.0)).or_default().push(d);
+    }
+    by_folder
         .into_iter()
-        .map(|(path, schema, majority)| Finding {
-            path,
-            kind: FindingKind::SchemaDrift,
-            detail: format!(
-                "{side} schema {schema} differs from the dataset's majority schema {majority}; \
-                 loaders reading all shards will fail"
-            ),
+        .map(|(folder, shards)| {
+            let names: Vec<&str> = shards.iter().take(3).map(|d| d.0.as_str()).collect();
+            let more = shards.len().saturating_sub(names.len());
+            let more = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            format!(
+                "schema variety in {side} folder {:?}: {} shard(s) ({}{more}) differ from the folder's \
+                 majority schema {}; a loader reading the folder as one table fails (strict schema \
+                 checking makes this drift)",
+                if folder.is_empty() { "/" } else { folder },
+                shards.len(),
+                names.join(", "),
+                shards[0].2
+            )
         })
         .collect()
 }
@@ -60,6 +112,9 @@ pub struct CheckOptions {
     pub progress: Progress,
     /// Accept a source that lists no objects (by default an error: a mistyped prefix).
     pub allow_empty_source: bool,
+    /// Shards whose schema differs from their folder's majority are drift (findings), not
+    /// warnings.
+    pub strict_schema: bool,
 }
 
 impl Default for CheckOptions {
@@ -69,6 +124,7 @@ impl Default for CheckOptions {
             concurrency: 16,
             progress: Progress::hidden(),
             allow_empty_source: false,
+            strict_schema: false,
         }
     }
 }
@@ -131,10 +187,16 @@ pub async fn check(src: &Dataset, dst: &Dataset, opts: &CheckOptions) -> Result<
         .filter_map(|i| i.dst_entry.clone())
         .collect();
     if let Some(src_entries) = &src_entries {
-        report.findings.extend(drift_findings(src_entries, "source"));
+        report_schema_drift(&mut report, src_entries, "source", opts.strict_schema);
         report.src_digest = Some(manifest::digest_of(src_entries));
     }
-    report.dst_digest = Some(manifest::digest_of(&dst_entries));
+    // Each side's real digest: the source's dataset as it is now, and the manifest the
+    // destination has committed (what a training run there logs), not the matching subset.
+    report.dst_digest = match &prepared.dst_stored {
+        Some(stored) => Some(stored.manifest.digest.clone()),
+        None if dst_entries.len() == plan.items.len() => Some(manifest::digest_of(&dst_entries)),
+        None => None,
+    };
     report.shards_total = plan.items.iter().filter(|i| i.src.is_some()).count() as u64;
     report.bytes_total = plan
         .items
@@ -149,6 +211,13 @@ pub async fn check(src: &Dataset, dst: &Dataset, opts: &CheckOptions) -> Result<
         differ as f64 / plan.items.len() as f64
     };
     report.consistent = report.findings.is_empty();
+    if report.consistent && report.src_digest.is_some() && report.dst_digest != report.src_digest {
+        report.warnings.push(format!(
+            "the destination holds the source's bytes, but its manifest (digest {}) is out of date; \
+             the next sync rewrites it",
+            report.dst_digest.as_deref().unwrap_or("none")
+        ));
+    }
     report.finish();
     Ok(report)
 }
@@ -253,7 +322,7 @@ pub async fn verify_store(ds: &Dataset, opts: &CheckOptions) -> Result<Report> {
         .await;
     opts.progress.finish();
     report.findings.extend(results.into_iter().flatten());
-    report.findings.extend(drift_findings(&m.shards, "manifest"));
+    report_schema_drift(&mut report, &m.shards, "manifest", opts.strict_schema);
     report.consistent = report.findings.is_empty();
     let bad: std::collections::HashSet<&str> = report.findings.iter().map(|f| f.path.as_str()).collect();
     let n = (m.shards.len()

@@ -184,6 +184,10 @@ pub struct CheckArgs {
     /// Re-hash every byte on both sides (finds silent corruption).
     #[arg(long)]
     pub deep: bool,
+    /// Count shards whose schema differs from the majority of their folder as drift (exit 1).
+    /// By default that is a warning: folders may hold different configs.
+    #[arg(long)]
+    pub strict_schema: bool,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
     #[arg(short = 'j', long, default_value_t = 16, env = "SHARDSYNC_JOBS")]
@@ -200,6 +204,9 @@ pub struct VerifyArgs {
     /// Re-hash every byte.
     #[arg(long)]
     pub deep: bool,
+    /// Count shards whose schema differs from the majority of their folder as drift (exit 1).
+    #[arg(long)]
+    pub strict_schema: bool,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
     #[arg(short = 'j', long, default_value_t = 16, env = "SHARDSYNC_JOBS")]

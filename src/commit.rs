@@ -205,14 +205,7 @@ pub async fn confirm_commit(
     if changed.is_empty() {
         return Ok(());
     }
-    let honest: Vec<_> = manifest
-        .shards
-        .iter()
-        .filter(|e| changed.binary_search(&e.path).is_err())
-        .cloned()
-        .collect();
-    let repaired = Manifest::new(manifest.dataset.clone(), honest)?;
-    let outcome = match commit(dst, &repaired, &Some(stored.version)).await {
+    let outcome = match drop_false_claims(dst).await {
         Ok(_) => "dropped from the committed manifest",
         Err(_) => "claimed by the committed manifest, which could not be repaired",
     };
@@ -222,5 +215,38 @@ pub async fn confirm_commit(
             &changed,
             &format!("were replaced by another writer around the commit; {outcome}"),
         ),
+    })
+}
+
+/// Make the destination's committed manifest claim only what the store holds: drop every
+/// entry a fresh listing contradicts, commit that against the version read, and look again
+/// (on a store that ignores conditions the repair itself can race). Returns the entries
+/// dropped. A sync that wrote shards and then failed calls this too: where the lease is not
+/// enforced, its late writes may have replaced shards another sync's manifest names.
+pub async fn drop_false_claims(dst: &Dataset) -> Result<Vec<String>> {
+    let mut dropped = Vec::new();
+    for _ in 0..3 {
+        let Some(stored) = crate::manifest::load(dst).await? else {
+            return Ok(dropped);
+        };
+        let listing = list_dataset(dst).await?;
+        let changed = entries_not_in_listing(&stored.manifest, &listing);
+        if changed.is_empty() {
+            return Ok(dropped);
+        }
+        let honest: Vec<_> = stored
+            .manifest
+            .shards
+            .iter()
+            .filter(|e| changed.binary_search(&e.path).is_err())
+            .cloned()
+            .collect();
+        let repaired = Manifest::new(stored.manifest.dataset.clone(), honest)?;
+        commit(dst, &repaired, &Some(stored.version)).await?;
+        dropped.extend(changed);
+    }
+    Err(Error::ChangedUnderCommit {
+        location: dst.url.clone(),
+        detail: "other writers kept changing it while this sync repaired its manifest".into(),
     })
 }

@@ -61,7 +61,7 @@ pub enum Error {
     SourceChanged { path: String },
 
     /// Another writer replaced a destination object between our PUT and its verification.
-    #[error("{path}: destination object was replaced by another writer right after it was written (not claimed; the next sync copies it again)")]
+    #[error("{path}: destination changed during sync: the object was replaced by another writer right after it was written (not claimed; the next sync copies it again)")]
     DestinationReplaced { path: String },
 
     /// A `.parquet` object whose footer cannot be read.

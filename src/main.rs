@@ -92,20 +92,11 @@ async fn run(cli: Cli) -> Result<u8> {
         }
         Command::Check(a) => {
             let (src, dst) = open_pair(&a.src, &a.dst, &a.stores.src_opt, &a.stores.dst_opt, true)?;
-            app::check(
-                &src,
-                &dst,
-                a.deep,
-                a.jobs,
-                a.guard.allow_empty_source,
-                a.format,
-                progress(),
-            )
-            .await
+            app::check(&src, &dst, &a, a.format, progress()).await
         }
         Command::Verify(a) => {
             let ds = open(&a.url, &a.store.opt, false)?;
-            app::verify(&ds, a.deep, a.jobs, a.format, progress()).await
+            app::verify(&ds, &a, a.format, progress()).await
         }
         Command::Watch(a) => {
             let (src, dst) = open_pair(

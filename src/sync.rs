@@ -358,6 +358,17 @@ async fn prove(dst: &Dataset, plan: &mut Plan, opts: &SyncOptions) -> Result<()>
     Ok(())
 }
 
+/// The digest of the source dataset as planned, when every source entry's hash is known.
+fn current_source_digest(plan: &Plan) -> Option<String> {
+    let entries: Option<Vec<ShardEntry>> = plan
+        .items
+        .iter()
+        .filter_map(|i| i.src.as_ref())
+        .map(|s| s.entry.clone())
+        .collect();
+    entries.map(|e| manifest::digest_of(&e))
+}
+
 /// Share of paths that differ (C(A,B)); `Extra` counts, `Same` does not.
 fn inconsistency(plan: &Plan) -> f64 {
     if plan.items.is_empty() {
@@ -424,6 +435,24 @@ pub async fn sync(src: &Dataset, dst: &Dataset, opts: &SyncOptions) -> Result<Sy
     let mut lease = None;
     let outcome = sync_under_lease(src, dst, opts, &mut lease).await;
     if let Some(l) = lease {
+        if outcome.is_err() {
+            // This sync may have written shards. Where the lease is not enforced another sync
+            // may have committed meanwhile, and our writes may contradict its manifest: leave a
+            // manifest that claims only what is there.
+            match commit::drop_false_claims(dst).await {
+                Ok(dropped) if !dropped.is_empty() => tracing::warn!(
+                    "{}",
+                    commit::describe_changed(
+                        &dropped,
+                        "no longer held what the committed manifest claimed; dropped from it"
+                    )
+                ),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!("could not re-check the destination manifest after the failure: {e}")
+                }
+            }
+        }
         l.release().await;
     }
     outcome
@@ -486,7 +515,9 @@ async fn sync_under_lease(
     let before = inconsistency(&plan);
     report.inconsistency_before = Some(before);
     report.plan = Some(plan.counts());
-    report.src_digest = src_previous.as_ref().map(|m| m.digest.clone());
+    // The source's digest as it is now: known when every source entry is (a stale manifest's
+    // digest would name another version). Set again after the copies hash what was unknown.
+    report.src_digest = current_source_digest(&plan);
     report.dst_digest = dst_stored.as_ref().map(|s| s.manifest.digest.clone());
     report.shards_total = plan.items.iter().filter(|i| i.src.is_some()).count() as u64;
     report.bytes_total = plan

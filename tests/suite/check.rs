@@ -21,6 +21,7 @@ use shardsync::sync::{sync, SyncOptions};
 use shardsync::Dataset;
 
 use crate::backends::{delete, get, put, write_demo, Backend, Env, BUCKET};
+use crate::harness::committed;
 
 const SHARDS: usize = 4;
 const ROWS: usize = 200;
@@ -173,7 +174,14 @@ async fn deleted_destination_shard_is_missing_in_check_and_verify() {
             "{backend:?}: {}",
             r.inconsistency
         );
-        assert_ne!(r.src_digest, r.dst_digest, "{backend:?}");
+        // The destination's digest is its committed manifest's, which still claims the shard:
+        // the digests agree, the finding says the store does not hold what the manifest says.
+        assert!(!r.consistent, "{backend:?}");
+        assert_eq!(
+            r.dst_digest,
+            committed(&dst).await.map(|m| m.digest),
+            "{backend:?}"
+        );
 
         let v = verify_store(&dst, &shallow()).await.unwrap();
         assert_eq!(
@@ -457,15 +465,51 @@ async fn shard_with_another_schema_is_schema_drift_in_build_check_and_verify() {
         }
         sync(&src, &dst, &SyncOptions::default()).await.unwrap();
 
-        // Both sides hold the same bytes, but the dataset itself is broken for a loader.
+        // Both sides hold the same bytes: that is not drift between them. The odd shard is a
+        // warning naming its folder; strict schema checking makes it drift.
         let r = check(&src, &dst, &shallow()).await.unwrap();
+        assert!(
+            r.consistent && r.findings.is_empty(),
+            "{backend:?}: {:?}",
+            r.findings
+        );
+        assert_eq!(r.src_digest, r.dst_digest, "{backend:?}: the bytes are identical");
+        let w = r
+            .warnings
+            .iter()
+            .find(|w| w.contains("schema variety"))
+            .expect("schema warning");
+        assert!(
+            w.contains("\"train\"") && w.contains(odd) && w.contains(&majority),
+            "{w}"
+        );
+        let strict = CheckOptions {
+            strict_schema: true,
+            ..shallow()
+        };
+        let r = check(&src, &dst, &strict).await.unwrap();
         assert_eq!(kinds(&r), vec![(FindingKind::SchemaDrift, odd)], "{backend:?}");
         assert!(!r.consistent, "{backend:?}");
-        assert_eq!(r.src_digest, r.dst_digest, "{backend:?}: the bytes are identical");
         assert!(finding(&r, odd).detail.contains(&majority), "{:?}", r.findings);
 
         let v = verify_store(&dst, &shallow()).await.unwrap();
+        assert!(v.consistent, "{backend:?}: {:?}", v.findings);
+        let v = verify_store(&dst, &strict).await.unwrap();
         assert_eq!(kinds(&v), vec![(FindingKind::SchemaDrift, odd)], "{backend:?}");
+
+        // Another folder with another schema (a second config) is no variety at all.
+        let (src2, dst2) = (env.open("hf"), env.open("hf-copy"));
+        write_demo(&src2, 2, ROWS, 5).await;
+        put(&src2, "other_config/part-0.parquet", other_schema_parquet(50)).await;
+        put(&src2, "other_config/part-1.parquet", other_schema_parquet(60)).await;
+        sync(&src2, &dst2, &SyncOptions::default()).await.unwrap();
+        let r = check(&src2, &dst2, &strict).await.unwrap();
+        assert!(
+            r.consistent && r.warnings.is_empty(),
+            "{backend:?}: {:?} {:?}",
+            r.findings,
+            r.warnings
+        );
     }
 }
 

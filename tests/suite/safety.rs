@@ -498,3 +498,55 @@ async fn binary_refuses_an_empty_source_mass_deletion_and_overlap_with_exit_2_an
         assert!(snapshot(&dst).await == before, "{what}: overlapping sync wrote");
     }
 }
+
+#[tokio::test]
+async fn sync_exit_code_its_report_and_a_check_right_after_always_agree() {
+    for backend in [Backend::Local, Backend::S3] {
+        let env = Env::new(backend).await;
+        let what = format!("{backend:?}");
+        let src = env.open("src");
+        write_demo(&src, 3, 20, 1).await;
+        let dst = env.open("dst");
+        put(&dst, "leftover/old.bin", noise(100, 3)).await; // an extra a glob would read
+        let report_file = env.tmp.path().join("report.json");
+        let cmd = |name: &str, extra: &[&str]| -> Vec<String> {
+            let mut a = vec![name.to_string(), env.url("src"), env.url("dst")];
+            a.extend(env.cli_options("--src-opt"));
+            a.extend(env.cli_options("--dst-opt"));
+            a.extend(extra.iter().map(|s| s.to_string()));
+            a
+        };
+        let verdict = || -> bool {
+            let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report_file).unwrap()).unwrap();
+            r["consistent"].as_bool().unwrap()
+        };
+        let rf = report_file.display().to_string();
+        let (code, _, err) = run(&cmd("sync", &["--report", &rf])).await;
+        assert_eq!(
+            code,
+            Some(1),
+            "{what}: extras remain, so the sync reports drift: {err}"
+        );
+        assert!(
+            err.contains("drift remains") && err.contains("--delete"),
+            "{what}: {err}"
+        );
+        assert!(!verdict(), "{what}: report verdict");
+        let (code, out, _) = run(&cmd("check", &[])).await;
+        assert_eq!(code, Some(1), "{what}: check right after: {out}");
+
+        let (code, _, err) = run(&cmd("sync", &["--delete", "--report", &rf])).await;
+        assert_eq!(code, Some(0), "{what}: {err}");
+        assert!(verdict(), "{what}: report verdict after --delete");
+        let (code, out, _) = run(&cmd("check", &["--format", "json"])).await;
+        assert_eq!(code, Some(0), "{what}: check right after: {out}");
+        let check: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let synced: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&report_file).unwrap()).unwrap();
+        let m = committed(&dst).await.unwrap();
+        for r in [&check, &synced] {
+            assert_eq!(r["dst_digest"].as_str(), Some(m.digest.as_str()), "{what}: {r}");
+            assert_eq!(r["src_digest"], r["dst_digest"], "{what}");
+        }
+    }
+}

@@ -605,12 +605,26 @@ async fn two_syncs_into_one_destination_at_once_commit_one_and_refuse_the_other(
             // condition guards the manifest, not each shard): the winner then reports that
             // shard as failed, or its manifest entry's stat no longer matches the store, so it
             // is never trusted as is — and the next sync of the winner's source repairs it.
+            // A loser that fails after writing re-checks the winner's manifest and drops the
+            // entries its own late writes replaced: what stays is the winner's, minus those.
             let m = committed(&dst).await.expect("manifest");
-            assert_eq!(
-                winner.committed.as_ref().map(|c| &c.digest),
-                Some(&m.digest),
-                "{what}"
-            );
+            let won = winner.committed.as_ref().expect("the winner committed");
+            for e in &m.shards {
+                assert_eq!(
+                    won.get(&e.path),
+                    Some(e),
+                    "{what}: {} is not the winner's entry",
+                    e.path
+                );
+            }
+            for e in won.shards.iter().filter(|e| m.get(&e.path).is_none()) {
+                assert_ne!(
+                    sha256(&get(&dst, &e.path).await),
+                    e.sha256,
+                    "{what}: {} was dropped although it holds the winner's bytes",
+                    e.path
+                );
+            }
             for e in &m.shards {
                 assert_eq!(
                     e.sha256,
