@@ -6,13 +6,14 @@
 //!   dataset. object_store lists one on S3 as a zero-byte `dir` (it strips the trailing `/`),
 //!   whose GET then answers 404, so a listed zero-byte object that a HEAD cannot find is a
 //!   marker and is dropped. (s3s-fs stores markers as directories and never lists them.)
-//! - **Keys we do not carry** (a backslash, a C1 control character, longer than 1024 bytes;
-//!   on local folders also names object_store cannot represent, e.g. with a newline) are listed
-//!   in [`Listing::skipped`]; the rest of the dataset still syncs, and `--strict` makes them fatal.
-//! - A key object_store cannot represent on S3, GCS or Azure (`a//b`, a `.` or `..` segment)
-//!   makes object_store drop the whole page of the listing, and with it every key after it, so
-//!   it is fatal there: the error names the key, since syncing a partial listing would copy a
-//!   partial dataset.
+//! - **Keys we do not carry** (a backslash, a C1 control character, longer than 1024 bytes)
+//!   are listed in [`Listing::skipped`]; the rest of the dataset still syncs, and `--strict`
+//!   makes them fatal.
+//! - A key object_store cannot represent at all (`a//b`, a `.` or `..` segment on S3, GCS or
+//!   Azure; a file name with an ASCII control character in a local folder) ends object_store's
+//!   listing there: S3 loses the whole page, and a local walk stops. So it is fatal, naming the
+//!   key, since syncing a partial listing would copy (and with `--delete` prune to) a partial
+//!   dataset.
 
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
@@ -131,18 +132,13 @@ pub async fn list_dataset(ds: &Dataset) -> Result<Listing> {
             Ok(m) => metas.push(m),
             Err(object_store::Error::InvalidPath { source }) => {
                 let (key, reason) = unrepresentable(ds, &source);
-                // Local listings report each bad entry and go on; the others lose the page.
-                if ds.backend != Backend::Local {
-                    return Err(Error::InvalidShardPath {
-                        path: key,
-                        reason: format!(
-                            "{reason}: object_store cannot represent this key and cannot list past \
-                             it, so nothing was listed; rename or remove it, or use a prefix \
-                             without it"
-                        ),
-                    });
-                }
-                listing.skipped.push(SkippedKey { key, reason });
+                return Err(Error::InvalidShardPath {
+                    path: key,
+                    reason: format!(
+                        "{reason}: object_store cannot represent this key and stops listing at \
+                         it, so nothing was done; rename or remove it, or use a prefix without it"
+                    ),
+                });
             }
             Err(e) => return Err(Error::store(ds.url.clone(), "list", e)),
         }

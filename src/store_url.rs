@@ -85,7 +85,9 @@ fn parse_scheme_url(s: &str, scheme: &str, rest: &str) -> Result<ParsedUrl> {
         check_name(&shown, authority, false, true)?;
     } else if BUCKET_SCHEMES.contains(&scheme.as_str()) {
         let abfs = scheme.starts_with("abfs");
-        if authority.contains('@') && !(abfs && !authority.contains(':')) {
+        // abfs(s)://container@account.dfs.core.windows.net names no credential; a ':' would.
+        let credentials = authority.contains('@') && (!abfs || authority.contains(':'));
+        if credentials {
             return Err(invalid(
                 &shown,
                 "credentials in the URL are not accepted (and are not shown): pass them as \
