@@ -279,6 +279,7 @@ fn emit(report: &Report, format: Format) -> Result<()> {
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)] // the flags of `check`, passed through
 pub async fn check(
     src: &Dataset,
     dst: &Dataset,
