@@ -16,6 +16,33 @@ use shardsync::sync::{prepare, sync, SyncOptions};
 use shardsync::verify::VerifyMode;
 use shardsync::{Dataset, OpenOptions};
 
+/// `print!` that survives a closed stdout (`shardsync diff … | head -1`): the first broken pipe
+/// silences stdout for the rest of the run, quietly, and the exit code still tells the verdict.
+macro_rules! out {
+    ($($t:tt)*) => { write_stdout(format_args!($($t)*)) };
+}
+
+/// `println!` through [`write_stdout`].
+macro_rules! outln {
+    ($($t:tt)*) => { write_stdout(format_args!("{}\n", format_args!($($t)*))) };
+}
+
+static STDOUT_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn write_stdout(args: std::fmt::Arguments<'_>) {
+    use std::sync::atomic::Ordering;
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|_| out.flush()) {
+        STDOUT_CLOSED.store(true, Ordering::Relaxed);
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("shardsync: warning: cannot write to stdout: {e}");
+        }
+    }
+}
+
 fn human(n: u64) -> String {
     indicatif::HumanBytes(n).to_string()
 }
@@ -27,6 +54,7 @@ pub async fn manifest_build(
     progress: Progress,
     quiet: bool,
     json: bool,
+    strict: bool,
 ) -> Result<u8> {
     let previous = manifest::load(ds).await?;
     let opts = BuildOptions {
@@ -34,8 +62,12 @@ pub async fn manifest_build(
         progress,
     };
     let built = manifest::build_manifest(ds, previous.as_ref().map(|p| &p.manifest), &opts).await?;
+    shardsync::listing::check_strict(ds, &built.skipped, strict)?;
     let m = &built.manifest;
     manifest::save(ds, m).await?;
+    if let Some(w) = shardsync::listing::skipped_warning(ds, &built.skipped) {
+        eprintln!("warning: {w}");
+    }
     if let Some(out) = out {
         manifest::save_file(out, m)?;
     }
@@ -54,9 +86,9 @@ pub async fn manifest_build(
             "bytes_hashed": built.bytes_hashed,
             "schema_drift": drift.iter().map(|d| &d.0).collect::<Vec<_>>(),
         });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?);
     } else if !quiet {
-        println!(
+        outln!(
             "{}: {} objects ({} Parquet shards, {} rows, {}); hashed {} ({}), reused {}",
             ds.url,
             m.totals.files,
@@ -67,8 +99,8 @@ pub async fn manifest_build(
             human(built.bytes_hashed),
             built.reused
         );
-        println!("digest {}", m.digest);
-        println!("wrote {}/{}", ds.url, shardsync::store::MANIFEST_KEY);
+        outln!("digest {}", m.digest);
+        outln!("wrote {}/{}", ds.url, shardsync::store::MANIFEST_KEY);
     }
     Ok(0)
 }
@@ -80,12 +112,17 @@ pub async fn diff(
     allow_empty_source: bool,
     format: Format,
     progress: Progress,
+    strict: bool,
 ) -> Result<u8> {
-    let opts = SyncOptions::default()
+    let mut opts = SyncOptions::default()
         .with_concurrency(jobs)
         .with_allow_empty_source(allow_empty_source)
         .with_progress(progress);
+    opts.strict = strict;
     let prepared = prepare(src, dst, &opts).await?;
+    for w in &prepared.warnings {
+        eprintln!("warning: {w}");
+    }
     let plan = &prepared.plan;
     let counts = plan.counts();
     match format {
@@ -103,12 +140,18 @@ pub async fn diff(
                 })
                 .collect();
             let v = serde_json::json!({"src": src.url, "dst": dst.url, "counts": counts, "items": items});
-            println!("{}", serde_json::to_string_pretty(&v)?);
+            outln!("{}", serde_json::to_string_pretty(&v)?);
         }
         Format::Text | Format::Markdown => {
-            println!(
+            outln!(
                 "{} -> {}: {} new, {} changed, {} missing, {} extra, {} same",
-                src.url, dst.url, counts.new, counts.changed, counts.missing, counts.extra, counts.same
+                src.url,
+                dst.url,
+                counts.new,
+                counts.changed,
+                counts.missing,
+                counts.extra,
+                counts.same
             );
             for i in plan.items.iter().filter(|i| i.state != State::Same) {
                 let size = i
@@ -117,7 +160,7 @@ pub async fn diff(
                     .map(|s| s.stat.size)
                     .or(i.dst.as_ref().map(|d| d.size))
                     .unwrap_or(0);
-                println!("  {:<8} {:>10}  {}", i.state.as_str(), human(size), i.path);
+                outln!("  {:<8} {:>10}  {}", i.state.as_str(), human(size), i.path);
             }
         }
     }
@@ -127,6 +170,7 @@ pub async fn diff(
 pub fn sync_options(a: &SyncArgs, progress: Progress) -> SyncOptions {
     let mut opts = SyncOptions {
         write_source_manifest: !a.no_source_write,
+        strict: a.strict,
         ..SyncOptions::default()
     };
     opts.transfer.memory =
@@ -168,14 +212,14 @@ pub async fn sync_once(
         write_report(p, report)?;
     }
     if json {
-        println!("{}", report.to_json());
+        outln!("{}", report.to_json());
     } else if !quiet {
         if opts.dry_run {
             for i in outcome.plan.items.iter().filter(|i| i.state != State::Same) {
-                println!("  would {:<7} {}", verb(i.state), i.path);
+                outln!("  would {:<7} {}", verb(i.state), i.path);
             }
         }
-        print!("{}", report.render_text(std::io::stdout().is_terminal()));
+        out!("{}", report.render_text(std::io::stdout().is_terminal()));
     }
     if report.shards_failed > 0 {
         let names: Vec<_> = report
@@ -235,9 +279,9 @@ fn verb(s: State) -> &'static str {
 
 fn emit(report: &Report, format: Format) -> Result<()> {
     match format {
-        Format::Json => println!("{}", report.to_json()),
-        Format::Text => print!("{}", report.render_text(std::io::stdout().is_terminal())),
-        Format::Markdown => print!("{}", report.render_markdown()),
+        Format::Json => outln!("{}", report.to_json()),
+        Format::Text => out!("{}", report.render_text(std::io::stdout().is_terminal())),
+        Format::Markdown => out!("{}", report.render_markdown()),
     }
     // CI summaries: GitHub Actions shows whatever is appended here on the run's page.
     if let Some(p) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
@@ -264,6 +308,7 @@ pub async fn check(
         progress,
         allow_empty_source: a.guard.allow_empty_source,
         strict_schema: a.strict_schema,
+        strict: a.strict,
     };
     let report = check_datasets(src, dst, &opts).await?;
     emit(&report, format)?;
@@ -281,6 +326,7 @@ pub async fn verify(
         concurrency: a.jobs.max(1),
         progress,
         strict_schema: a.strict_schema,
+        strict: a.strict,
         ..CheckOptions::default()
     };
     let report = verify_store(ds, &opts).await?;
@@ -345,9 +391,9 @@ pub async fn watch(
                         "elapsed_seconds": r.elapsed_seconds,
                         "dst_digest": r.dst_digest,
                     });
-                    println!("{line}");
+                    outln!("{line}");
                 } else if !quiet {
-                    println!(
+                    outln!(
                         "cycle {cycle}: {} copied ({}), {} skipped, {} failed, {} deleted in {:.2}s; {}",
                         r.shards_copied,
                         human(r.bytes_copied),
@@ -365,7 +411,7 @@ pub async fn watch(
             }
             Err(e) => {
                 if json {
-                    println!("{}", serde_json::json!({"cycle": cycle, "error": e.to_string()}));
+                    outln!("{}", serde_json::json!({"cycle": cycle, "error": e.to_string()}));
                 } else {
                     eprintln!("cycle {cycle}: error: {e}; retrying in {}s", backoff.as_secs());
                 }
@@ -407,7 +453,7 @@ pub async fn demo(
         }
     }
     let seed = 42;
-    println!(
+    outln!(
         "1. writing a synthetic tokenized dataset ({shards} shards x {rows} rows) to {}",
         a.display()
     );
@@ -418,7 +464,7 @@ pub async fn demo(
         })
         .await??
     };
-    println!("   {} written", human(total));
+    outln!("   {} written", human(total));
     let open = |p: &Path, create| {
         Dataset::open(
             &p.display().to_string(),
@@ -431,7 +477,7 @@ pub async fn demo(
     let src = open(&a2, false)?;
     let dst = open(&b, true)?;
 
-    println!("2. building the manifest of region-a");
+    outln!("2. building the manifest of region-a");
     let built = manifest::build_manifest(
         &src,
         None,
@@ -442,7 +488,7 @@ pub async fn demo(
     )
     .await?;
     manifest::save(&src, &built.manifest).await?;
-    println!(
+    outln!(
         "   {} objects, {} rows, digest {}",
         built.manifest.totals.files,
         built.manifest.totals.rows,
@@ -450,16 +496,16 @@ pub async fn demo(
     );
 
     let opts = SyncOptions::default().with_progress(progress.clone());
-    println!("3. first sync region-a -> region-b (everything is new)");
+    outln!("3. first sync region-a -> region-b (everything is new)");
     let r1 = sync(&src, &dst, &opts).await?.report;
-    println!(
+    outln!(
         "   copied {} shards ({}), verified, committed",
         r1.shards_copied,
         human(r1.bytes_copied)
     );
 
     let changed: Vec<usize> = [1usize, 7, 13].into_iter().filter(|&s| s < shards).collect();
-    println!(
+    outln!(
         "4. rewriting {} shards in region-a (a new data version)",
         changed.len()
     );
@@ -470,11 +516,12 @@ pub async fn demo(
             .await??;
     }
 
-    println!("5. incremental sync: only the rewritten shards are copied");
+    outln!("5. incremental sync: only the rewritten shards are copied");
     let r2 = sync(&src, &dst, &opts).await?.report;
-    println!(
+    outln!(
         "   copied {} shards, skipped {}",
-        r2.shards_copied, r2.shards_skipped
+        r2.shards_copied,
+        r2.shards_skipped
     );
     if r2.shards_copied != changed.len() as u64 {
         bail!(
@@ -484,7 +531,7 @@ pub async fn demo(
         );
     }
 
-    println!("6. check: are the two regions identical?");
+    outln!("6. check: are the two regions identical?");
     let report = check_datasets(
         &src,
         &dst,
@@ -494,8 +541,8 @@ pub async fn demo(
         },
     )
     .await?;
-    print!("{}", report.render_text(color));
-    println!("\nThe folders stay at {} for you to look at.", base.display());
+    out!("{}", report.render_text(color));
+    outln!("\nThe folders stay at {} for you to look at.", base.display());
     Ok(if report.consistent { 0 } else { 1 })
 }
 

@@ -115,6 +115,8 @@ pub struct CheckOptions {
     /// Shards whose schema differs from their folder's majority are drift (findings), not
     /// warnings.
     pub strict_schema: bool,
+    /// Keys that are not carried (see [`crate::listing`]) are an error, not a warning.
+    pub strict: bool,
 }
 
 impl Default for CheckOptions {
@@ -125,6 +127,7 @@ impl Default for CheckOptions {
             progress: Progress::hidden(),
             allow_empty_source: false,
             strict_schema: false,
+            strict: false,
         }
     }
 }
@@ -147,11 +150,13 @@ pub async fn check(src: &Dataset, dst: &Dataset, opts: &CheckOptions) -> Result<
         },
         progress: opts.progress.clone(),
         allow_empty_source: opts.allow_empty_source,
+        strict: opts.strict,
         ..SyncOptions::default()
     };
     let prepared = prepare_with(src, dst, &sync_opts, opts.deep).await?;
     let plan = &prepared.plan;
     report.plan = Some(plan.counts());
+    report.warnings.extend(prepared.warnings.iter().cloned());
     for item in &plan.items {
         let Some(mut f) = finding_for(item) else {
             continue;
@@ -254,6 +259,9 @@ pub async fn verify_store(ds: &Dataset, opts: &CheckOptions) -> Result<Report> {
     })?;
     let m: Manifest = stored.manifest;
     let listing = list_dataset(ds).await?;
+    listing.check_strict(ds, opts.strict)?;
+    report.warnings.extend(listing.warning(ds));
+    let listing = listing.objects;
     report.src_digest = Some(m.digest.clone());
     report.shards_total = m.shards.len() as u64;
     report.bytes_total = m.totals.bytes;

@@ -77,11 +77,15 @@ pub struct BuildArgs {
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// Objects hashed at once.
-    #[arg(short = 'j', long, default_value_t = 8, env = "SHARDSYNC_JOBS")]
+    #[arg(short = 'j', long, default_value_t = 8, env = "SHARDSYNC_JOBS", value_parser = parse_jobs)]
     pub jobs: usize,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Keys that are not carried (a backslash, a control character, too long) are an error
+    /// rather than a warning naming them.
+    #[arg(long)]
+    pub strict: bool,
     #[command(flatten)]
     pub store: StoreOpts,
 }
@@ -116,8 +120,12 @@ pub struct DiffArgs {
     pub dst: String,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
-    #[arg(short = 'j', long, default_value_t = 16, env = "SHARDSYNC_JOBS")]
+    #[arg(short = 'j', long, default_value_t = 16, env = "SHARDSYNC_JOBS", value_parser = parse_jobs)]
     pub jobs: usize,
+    /// Keys that are not carried (a backslash, a control character, too long) are an error
+    /// rather than a warning naming them.
+    #[arg(long)]
+    pub strict: bool,
     #[command(flatten)]
     pub guard: SourceGuard,
     #[command(flatten)]
@@ -147,7 +155,7 @@ pub struct SyncArgs {
     pub dry_run: bool,
     /// Shards copied at once. Memory stays within --max-memory whatever this is; on a slow link
     /// small shards want more (the copies wait on round trips, not on bandwidth).
-    #[arg(short = 'j', long, default_value_t = 32, env = "SHARDSYNC_JOBS")]
+    #[arg(short = 'j', long, default_value_t = 32, env = "SHARDSYNC_JOBS", value_parser = parse_jobs)]
     pub jobs: usize,
     /// How to prove each copied shard on the destination.
     #[arg(long, value_enum, default_value_t = VerifyArg::Size)]
@@ -171,6 +179,10 @@ pub struct SyncArgs {
     /// Print the summary as JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Keys that are not carried (a backslash, a control character, too long) are an error
+    /// rather than a warning naming them.
+    #[arg(long)]
+    pub strict: bool,
     #[command(flatten)]
     pub guard: SourceGuard,
     #[command(flatten)]
@@ -190,8 +202,12 @@ pub struct CheckArgs {
     pub strict_schema: bool,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
-    #[arg(short = 'j', long, default_value_t = 16, env = "SHARDSYNC_JOBS")]
+    #[arg(short = 'j', long, default_value_t = 16, env = "SHARDSYNC_JOBS", value_parser = parse_jobs)]
     pub jobs: usize,
+    /// Keys that are not carried (a backslash, a control character, too long) are an error
+    /// rather than a warning naming them.
+    #[arg(long)]
+    pub strict: bool,
     #[command(flatten)]
     pub guard: SourceGuard,
     #[command(flatten)]
@@ -209,8 +225,12 @@ pub struct VerifyArgs {
     pub strict_schema: bool,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
-    #[arg(short = 'j', long, default_value_t = 16, env = "SHARDSYNC_JOBS")]
+    #[arg(short = 'j', long, default_value_t = 16, env = "SHARDSYNC_JOBS", value_parser = parse_jobs)]
     pub jobs: usize,
+    /// Keys that are not carried (a backslash, a control character, too long) are an error
+    /// rather than a warning naming them.
+    #[arg(long)]
+    pub strict: bool,
     #[command(flatten)]
     pub store: StoreOpts,
 }
@@ -220,7 +240,7 @@ pub struct WatchArgs {
     #[command(flatten)]
     pub sync: SyncArgs,
     /// Time between syncs (e.g. 30s, 5m).
-    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "60s", value_parser = parse_interval)]
     pub interval: Duration,
     /// Stop after this many cycles (default: until SIGINT/SIGTERM).
     #[arg(long)]
@@ -241,6 +261,27 @@ pub struct DemoArgs {
 
 fn parse_delete_limit(s: &str) -> Result<crate::safety::DeleteLimit, String> {
     s.parse()
+}
+
+/// `-j N`: at least 1 (zero workers would never finish).
+pub fn parse_jobs(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!(
+            "{:?} is not a number of jobs",
+            crate::display::escape_controls(s)
+        )),
+    }
+}
+
+/// `--interval`: a positive duration (zero would re-list the stores in a tight loop).
+pub fn parse_interval(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d.is_zero() {
+        return Err("must be longer than zero (e.g. 30s)".into());
+    }
+    Ok(d)
 }
 
 /// Parse `8MiB`, `16MB`, `1048576`, `1GiB`.

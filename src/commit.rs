@@ -200,7 +200,7 @@ pub async fn confirm_commit(
     if stored.manifest.digest != manifest.digest {
         return Err(replaced());
     }
-    let listing = list_dataset(dst).await?;
+    let listing = list_dataset(dst).await?.objects;
     let changed = entries_not_in_listing(manifest, &listing);
     if changed.is_empty() {
         return Ok(());
@@ -230,7 +230,7 @@ pub async fn drop_false_claims(dst: &Dataset) -> Result<Vec<String>> {
             return Ok(dropped);
         };
         let listing = list_dataset(dst).await?;
-        let changed = entries_not_in_listing(&stored.manifest, &listing);
+        let changed = entries_not_in_listing(&stored.manifest, &listing.objects);
         if changed.is_empty() {
             return Ok(dropped);
         }

@@ -40,6 +40,14 @@ pub enum Error {
     #[error("invalid shard path {path:?}: {reason}")]
     InvalidShardPath { path: String, reason: String },
 
+    /// `--strict`: the listing found keys that are not carried; the first few are named.
+    #[error("{location}: {count} key(s) cannot be carried (--strict makes this an error): {keys}")]
+    UnsupportedKeys {
+        location: String,
+        count: usize,
+        keys: String,
+    },
+
     /// The bytes read do not hash to what the plan expected. Nothing was landed.
     #[error("{path}: SHA-256 mismatch: expected {expected}, got {actual} (not landed)")]
     HashMismatch {

@@ -62,7 +62,8 @@ fn describe(e: &anyhow::Error, verbose: bool) -> String {
             }
         }
     }
-    shardsync::error::redact_secrets(&msg)
+    // Keys and server answers can hold control characters; none reaches the terminal raw.
+    shardsync::display::escape_controls_keep_lines(&shardsync::error::redact_secrets(&msg))
 }
 
 async fn run(cli: Cli) -> Result<u8> {
@@ -70,8 +71,8 @@ async fn run(cli: Cli) -> Result<u8> {
     let progress = || Progress::for_terminal(quiet);
     match cli.command {
         Command::Manifest(ManifestCommand::Build(a)) => {
-            let ds = open(&a.url, &a.store.opt, false)?;
-            app::manifest_build(&ds, a.out.as_deref(), a.jobs, progress(), quiet, a.json).await
+            let ds = open(&a.url, "--opt", &a.store.opt, false)?;
+            app::manifest_build(&ds, a.out.as_deref(), a.jobs, progress(), quiet, a.json, a.strict).await
         }
         Command::Diff(a) => {
             let (src, dst) = open_pair(&a.src, &a.dst, &a.stores.src_opt, &a.stores.dst_opt, true)?;
@@ -82,6 +83,7 @@ async fn run(cli: Cli) -> Result<u8> {
                 a.guard.allow_empty_source,
                 a.format,
                 progress(),
+                a.strict,
             )
             .await
         }
@@ -95,7 +97,7 @@ async fn run(cli: Cli) -> Result<u8> {
             app::check(&src, &dst, &a, a.format, progress()).await
         }
         Command::Verify(a) => {
-            let ds = open(&a.url, &a.store.opt, false)?;
+            let ds = open(&a.url, "--opt", &a.store.opt, false)?;
             app::verify(&ds, &a, a.format, progress()).await
         }
         Command::Watch(a) => {
@@ -121,8 +123,8 @@ async fn run(cli: Cli) -> Result<u8> {
     }
 }
 
-fn open(url: &str, raw_opts: &[String], create_local: bool) -> Result<Dataset> {
-    let options = shardsync::store::parse_options(raw_opts)?;
+fn open(url: &str, flag: &str, raw_opts: &[String], create_local: bool) -> Result<Dataset> {
+    let options = shardsync::store::parse_options_from(flag, raw_opts)?;
     Ok(Dataset::open(
         url,
         &OpenOptions {
@@ -139,8 +141,8 @@ fn open_pair(
     dopt: &[String],
     create_dst: bool,
 ) -> Result<(Dataset, Dataset)> {
-    let s = open(src, so, false)?;
-    let d = open(dst, dopt, create_dst)?;
+    let s = open(src, "--src-opt", so, false)?;
+    let d = open(dst, "--dst-opt", dopt, create_dst)?;
     Ok((s, d))
 }
 

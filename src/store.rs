@@ -7,7 +7,6 @@
 //! The display form of a URL (`Dataset::url`) never includes credentials.
 
 use std::collections::HashMap;
-use std::str::FromStr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -20,6 +19,9 @@ use object_store::path::Path;
 use object_store::{BackoffConfig, ObjectStore, RetryConfig};
 
 use crate::error::{Error, Result};
+pub use crate::store_options::parse_options_from;
+use crate::store_options::{bad_value, builder_reason, resolve, Origin, Setting};
+use crate::store_url::{parse_url, ParsedUrl};
 
 /// Where shardsync keeps its own files inside a dataset. Nothing under it is a shard.
 pub const META_DIR: &str = "_shardsync";
@@ -91,8 +93,7 @@ impl Dataset {
     /// Resolve a URL (`s3://bucket/prefix`, `gs://…`, `az://…`, `file:///abs`, a plain path,
     /// `memory://name/prefix`) and options into a dataset.
     pub fn open(url: &str, opts: &OpenOptions) -> Result<Dataset> {
-        let parsed = parse_url(url)?;
-        let display = redact_url(&parsed);
+        let ParsedUrl { url: parsed, display } = parse_url(url)?;
         let scheme = parsed.scheme().to_string();
         let bad_opt = |key: &str, reason: &str| Error::InvalidOption {
             scheme: scheme.clone(),
@@ -102,31 +103,34 @@ impl Dataset {
         let mut checksum_probe = None;
         let (store, backend, namespace): (Arc<dyn ObjectStore>, Backend, String) = match scheme.as_str() {
             "s3" | "s3a" => {
-                let s3_builder = |client: object_store::ClientOptions, checksum: bool| {
-                    let mut b = AmazonS3Builder::from_env()
+                let settings = resolve("s3", "AWS_", &[], &opts.options, s3_group, S3_UNKNOWN)?;
+                let s3_builder = |subset: &[&Setting<AmazonS3ConfigKey>], client, checksum: bool| {
+                    let b = AmazonS3Builder::new().with_client_options(client);
+                    let mut b = apply(b, subset, false, |b, k, v| b.with_config(k, v))
                         .with_url(parsed.as_str())
-                        .with_retry(retry_config())
-                        .with_client_options(client);
+                        .with_retry(retry_config());
                     if checksum {
                         b = b.with_config(AmazonS3ConfigKey::Checksum, "sha256");
                     }
                     b = with_default_timeouts(b, |b, k, v| {
                         b.with_config(AmazonS3ConfigKey::Client(k), v)
                     });
-                    for (k, v) in &opts.options {
-                        let key = AmazonS3ConfigKey::from_str(k)
-                            .map_err(|_| bad_opt(k, "not an S3 option (see object_store's AmazonS3ConfigKey)"))?;
-                        if checksum || key != AmazonS3ConfigKey::Checksum {
-                            b = b.with_config(key, v);
+                    apply(b, subset, true, |b, k, v| {
+                        if checksum || k != AmazonS3ConfigKey::Checksum {
+                            b.with_config(k, v)
+                        } else {
+                            b
                         }
-                    }
-                    Ok::<_, Error>(b)
+                    })
                 };
-                let b = s3_builder(Default::default(), true)?;
+                let all: Vec<&Setting<AmazonS3ConfigKey>> = settings.iter().collect();
+                let b = s3_builder(&all, Default::default(), true);
+                let endpoint = b
+                    .get_config_value(&AmazonS3ConfigKey::S3Endpoint)
+                    .or_else(|| b.get_config_value(&AmazonS3ConfigKey::Endpoint));
                 // AWS S3 validates request checksums (its documentation); other servers are asked.
-                let custom_endpoint = b.get_config_value(&AmazonS3ConfigKey::Endpoint).is_some();
-                checksum_probe = if custom_endpoint {
-                    s3_builder(crate::verify::wrong_checksum_client(), false)?
+                checksum_probe = if endpoint.is_some() {
+                    s3_builder(&all, crate::verify::wrong_checksum_client(), false)
                         .build()
                         .ok()
                         .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
@@ -135,52 +139,51 @@ impl Dataset {
                 };
                 let namespace = format!(
                     "s3 {} {}",
-                    b.get_config_value(&AmazonS3ConfigKey::Endpoint).unwrap_or_default(),
+                    endpoint.unwrap_or_default(),
                     b.get_config_value(&AmazonS3ConfigKey::Bucket).unwrap_or_default()
                 );
-                let store = b.build().map_err(|e| Error::InvalidUrl {
-                    url: display.clone(),
-                    reason: e.to_string(),
+                let store = build_naming_culprit("s3", &display, &settings, |subset| {
+                    s3_builder(subset, Default::default(), true).build()
                 })?;
                 (Arc::new(store), Backend::S3, namespace)
             }
             "gs" => {
-                let mut b = GoogleCloudStorageBuilder::from_env()
-                    .with_url(parsed.as_str())
-                    .with_retry(retry_config());
-                for (k, v) in &opts.options {
-                    let key = GoogleConfigKey::from_str(k)
-                        .map_err(|_| bad_opt(k, "not a GCS option (see object_store's GoogleConfigKey)"))?;
-                    b = b.with_config(key, v);
-                }
+                let extra = [("SERVICE_ACCOUNT", GoogleConfigKey::ServiceAccount)];
+                let settings = resolve("gs", "GOOGLE_", &extra, &opts.options, gcs_group, GCS_UNKNOWN)?;
+                let gs_builder = |subset: &[&Setting<GoogleConfigKey>]| {
+                    let b = apply(GoogleCloudStorageBuilder::new(), subset, false, |b, k, v| b.with_config(k, v))
+                        .with_url(parsed.as_str())
+                        .with_retry(retry_config());
+                    apply(b, subset, true, |b, k, v| b.with_config(k, v))
+                };
+                let b = gs_builder(&settings.iter().collect::<Vec<_>>());
                 let namespace = format!(
                     "gs {}",
                     b.get_config_value(&GoogleConfigKey::Bucket).unwrap_or_default()
                 );
-                let store = b.build().map_err(|e| Error::InvalidUrl {
-                    url: display.clone(),
-                    reason: e.to_string(),
+                let store = build_naming_culprit("gs", &display, &settings, |subset| {
+                    gs_builder(subset).build()
                 })?;
                 (Arc::new(store), Backend::Gcs, namespace)
             }
             "az" | "azure" | "abfs" | "abfss" => {
-                let mut b = MicrosoftAzureBuilder::from_env()
-                    .with_url(parsed.as_str())
-                    .with_retry(retry_config());
-                for (k, v) in &opts.options {
-                    let key = AzureConfigKey::from_str(k)
-                        .map_err(|_| bad_opt(k, "not an Azure option (see object_store's AzureConfigKey)"))?;
-                    b = b.with_config(key, v);
-                }
+                let extra = [("MSI_ENDPOINT", AzureConfigKey::MsiEndpoint)];
+                let settings = resolve("az", "AZURE_", &extra, &opts.options, azure_group, AZURE_UNKNOWN)?;
+                let az_builder = |subset: &[&Setting<AzureConfigKey>]| {
+                    let b = apply(MicrosoftAzureBuilder::new(), subset, false, |b, k, v| b.with_config(k, v))
+                        .with_url(parsed.as_str())
+                        .with_retry(retry_config());
+                    apply(b, subset, true, |b, k, v| b.with_config(k, v))
+                };
+                let b = az_builder(&settings.iter().collect::<Vec<_>>());
                 let namespace = format!(
                     "az {} {} {}",
                     b.get_config_value(&AzureConfigKey::Endpoint).unwrap_or_default(),
                     b.get_config_value(&AzureConfigKey::AccountName).unwrap_or_default(),
                     b.get_config_value(&AzureConfigKey::ContainerName).unwrap_or_default()
                 );
-                let store = b.build().map_err(|e| Error::InvalidUrl {
-                    url: display.clone(),
-                    reason: e.to_string(),
+                let store = build_naming_culprit("az", &display, &settings, |subset| {
+                    az_builder(subset).build()
                 })?;
                 (Arc::new(store), Backend::Azure, namespace)
             }
@@ -321,69 +324,6 @@ fn local_scope(base: &std::path::Path, root: &Path) -> Option<crate::safety::Sco
     Some(crate::safety::Scope::new("file", &full))
 }
 
-/// Parse a URL or a plain local path into a URL.
-fn parse_url(s: &str) -> Result<url::Url> {
-    let looks_like_url = s.contains("://");
-    if looks_like_url {
-        return url::Url::parse(s).map_err(|e| Error::InvalidUrl {
-            url: redact_str(s),
-            reason: e.to_string(),
-        });
-    }
-    let p = std::path::Path::new(s);
-    let abs = if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        std::env::current_dir()
-            .map_err(|source| Error::Io {
-                path: p.to_path_buf(),
-                source,
-            })?
-            .join(p)
-    };
-    let abs = normalize(&abs);
-    url::Url::from_directory_path(&abs).map_err(|_| Error::InvalidUrl {
-        url: s.to_string(),
-        reason: "not a usable local path".into(),
-    })
-}
-
-/// Lexically resolve `.` and `..` so `./data/../x` names `x` without touching the disk.
-fn normalize(p: &std::path::Path) -> std::path::PathBuf {
-    use std::path::Component;
-    let mut out = std::path::PathBuf::new();
-    for c in p.components() {
-        match c {
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::CurDir => {}
-            other => out.push(other.as_os_str()),
-        }
-    }
-    out
-}
-
-/// A URL with user info and query removed (they can carry credentials).
-fn redact_url(u: &url::Url) -> String {
-    let mut u = u.clone();
-    let _ = u.set_username("");
-    let _ = u.set_password(None);
-    u.set_query(None);
-    u.set_fragment(None);
-    let s = u.to_string();
-    s.strip_suffix('/').map(str::to_string).unwrap_or(s)
-}
-
-/// Best-effort redaction of a string that failed to parse as a URL.
-fn redact_str(s: &str) -> String {
-    let no_query = s.split(['?', '#']).next().unwrap_or(s);
-    match (no_query.find("://"), no_query.rfind('@')) {
-        (Some(i), Some(j)) if j > i => format!("{}://***@{}", &no_query[..i], &no_query[j + 1..]),
-        _ => no_query.to_string(),
-    }
-}
-
 fn retry_config() -> RetryConfig {
     RetryConfig {
         backoff: BackoffConfig {
@@ -413,35 +353,122 @@ fn memory_store(name: &str) -> Arc<dyn ObjectStore> {
         .clone()
 }
 
-/// Parse `KEY=VALUE` option strings.
+/// Parse `KEY=VALUE` option strings (see [`parse_options_from`], which names the flag).
 pub fn parse_options(raw: &[String]) -> Result<Vec<(String, String)>> {
-    raw.iter()
-        .map(|s| {
-            s.split_once('=')
-                .map(|(k, v)| (k.trim().to_string(), v.to_string()))
-                .ok_or_else(|| Error::InvalidOption {
-                    scheme: "any".into(),
-                    key: s.split('=').next().unwrap_or("").chars().take(64).collect(),
-                    reason: "expected KEY=VALUE".into(),
-                })
-        })
-        .collect()
+    parse_options_from("store option", raw)
+}
+
+const S3_UNKNOWN: &str = "not an S3 option (see object_store's AmazonS3ConfigKey)";
+const GCS_UNKNOWN: &str = "not a GCS option (see object_store's GoogleConfigKey)";
+const AZURE_UNKNOWN: &str = "not an Azure option (see object_store's AzureConfigKey)";
+
+/// Keys that configure the same thing: an explicit one displaces the environment's others.
+fn s3_group(k: &AmazonS3ConfigKey) -> Option<u8> {
+    use AmazonS3ConfigKey as K;
+    match k {
+        K::Endpoint | K::S3Endpoint => Some(1),
+        K::Region | K::DefaultRegion => Some(2),
+        K::AccessKeyId | K::SecretAccessKey | K::Token => Some(3),
+        _ => None,
+    }
+}
+
+fn gcs_group(k: &GoogleConfigKey) -> Option<u8> {
+    use GoogleConfigKey as K;
+    matches!(
+        k,
+        K::ServiceAccount | K::ServiceAccountKey | K::ApplicationCredentials
+    )
+    .then_some(1)
+}
+
+fn azure_group(k: &AzureConfigKey) -> Option<u8> {
+    use AzureConfigKey as K;
+    match k {
+        K::AccessKey | K::SasKey | K::Token | K::ClientId | K::ClientSecret => Some(1),
+        K::Endpoint | K::UseEmulator | K::UseFabricEndpoint => Some(2),
+        _ => None,
+    }
+}
+
+/// Apply the environment's settings (`explicit == false`) or the options' to a builder.
+fn apply<B, K: Copy>(b: B, settings: &[&Setting<K>], explicit: bool, set: impl Fn(B, K, &str) -> B) -> B {
+    settings
+        .iter()
+        .filter(|s| (s.origin == Origin::Option) == explicit)
+        .fold(b, |b, s| set(b, s.key, &s.value))
+}
+
+/// Build with every setting; when that fails, find the one setting without which it builds and
+/// name it (object_store's errors name the value, not the option).
+fn build_naming_culprit<K: AsRef<str>, S>(
+    scheme: &str,
+    display: &str,
+    settings: &[Setting<K>],
+    build: impl Fn(&[&Setting<K>]) -> object_store::Result<S>,
+) -> Result<S> {
+    let all: Vec<&Setting<K>> = settings.iter().collect();
+    let e = match build(&all) {
+        Ok(store) => return Ok(store),
+        Err(e) => e,
+    };
+    let reason = builder_reason(&e);
+    for skip in 0..settings.len() {
+        let without: Vec<&Setting<K>> = (0..settings.len())
+            .filter(|&i| i != skip)
+            .map(|i| &settings[i])
+            .collect();
+        if build(&without).is_ok() {
+            return Err(bad_value(scheme, &settings[skip], &reason));
+        }
+    }
+    Err(Error::InvalidUrl {
+        url: display.to_string(),
+        reason: crate::error::redact_secrets(&reason),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn open_s3(url: &str, options: &[(&str, &str)]) -> Result<Dataset> {
+        let options = options
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Dataset::open(
+            url,
+            &OpenOptions {
+                options,
+                create_local: false,
+            },
+        )
+    }
+
     #[test]
-    fn redacts_userinfo_and_query() {
-        let u = url::Url::parse("s3://AKIAXXXX:s3cr3t@bucket/prefix?token=abc").unwrap();
-        let r = redact_url(&u);
-        assert!(
-            !r.contains("s3cr3t") && !r.contains("AKIA") && !r.contains("abc"),
-            "{r}"
-        );
-        assert_eq!(r, "s3://bucket/prefix");
-        assert!(!redact_str("s3://k:secret@b/x?q=1").contains("secret"));
+    fn the_root_is_the_prefix_as_typed() {
+        let d = open_s3("s3://bucket/runs/exp#3/100%25", &[("region", "us-east-1")]).unwrap();
+        assert_eq!(d.root.as_ref(), "runs/exp#3/100%25");
+        assert_eq!(d.url, "s3://bucket/runs/exp#3/100%25");
+        assert_eq!(d.key("a#b.parquet").as_ref(), "runs/exp#3/100%25/a#b.parquet");
+    }
+
+    #[test]
+    fn malformed_option_values_name_the_option_and_hide_secrets() {
+        for (k, v) in [
+            ("allow_http", "maybe"),
+            ("endpoint", "localhost:9000"),
+            ("timeout", "soon"),
+            ("checksum_algorithm", "md5"),
+        ] {
+            let e = open_s3("s3://bucket/x", &[(k, v)]).unwrap_err().to_string();
+            assert!(e.contains(k), "{k}={v}: {e}");
+        }
+        let e = open_s3("s3://AKIAXXXX:s3cr3t@bucket/prefix", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("s3cr3t") && !e.contains("AKIAXXXX"), "{e}");
     }
 
     #[test]

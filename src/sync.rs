@@ -53,6 +53,8 @@ pub struct SyncOptions {
     pub allow_empty_source: bool,
     /// Most extras `delete` may remove; `None` means [`DeleteLimit::DEFAULT`] (half).
     pub max_delete: Option<DeleteLimit>,
+    /// Keys that are not carried (see [`crate::listing`]) are an error, not a warning.
+    pub strict: bool,
 }
 
 impl Default for SyncOptions {
@@ -69,6 +71,7 @@ impl Default for SyncOptions {
             cancel: Arc::new(AtomicBool::new(false)),
             allow_empty_source: false,
             max_delete: None,
+            strict: false,
         }
     }
 }
@@ -146,6 +149,8 @@ pub struct Prepared {
     /// Source objects whose bytes differ from their manifest entry although their stat does not
     /// (deep mode only): silent corruption at the source.
     pub src_corrupt: Vec<String>,
+    /// Keys either side's listing did not carry, one line per side.
+    pub warnings: Vec<String>,
 }
 
 /// Read both sides and build the plan, proving `Unproven` items. Reads no source byte that
@@ -183,6 +188,13 @@ async fn prepare_inner(
         manifest::load(dst),
         list_dataset(dst)
     )?;
+    src_list.check_strict(src, opts.strict)?;
+    dst_list.check_strict(dst, opts.strict)?;
+    let warnings: Vec<String> = [src_list.warning(src), dst_list.warning(dst)]
+        .into_iter()
+        .flatten()
+        .collect();
+    let (src_list, dst_list) = (src_list.objects, dst_list.objects);
     let src_prev = src_prev.map(|s| s.manifest);
     check_source_not_empty(src, src_list.len(), src_prev.is_some(), opts.allow_empty_source)?;
     let mut sources: Vec<SourceObject> = src_list
@@ -261,6 +273,7 @@ async fn prepare_inner(
         dst_stored,
         src_hashed,
         src_corrupt: src_corrupt.into_iter().map(|e| e.path).collect(),
+        warnings,
     })
 }
 
@@ -503,6 +516,7 @@ async fn sync_under_lease(
         mut plan,
         src_previous,
         dst_stored,
+        warnings,
         ..
     } = prepare_inner(
         src,
@@ -512,6 +526,7 @@ async fn sync_under_lease(
         !opts.dry_run && opts.verify == VerifyMode::Size,
     )
     .await?;
+    report.warnings.extend(warnings);
     let before = inconsistency(&plan);
     report.inconsistency_before = Some(before);
     report.plan = Some(plan.counts());
@@ -734,7 +749,7 @@ async fn sync_under_lease(
         probe_once(dst, &mut report).await?;
         let listing = match relisted {
             Some(l) => l,
-            None => list_dataset(dst).await?,
+            None => list_dataset(dst).await?.objects,
         };
         reprove_before_commit(dst, &final_manifest, &listing)?;
         let version = commit::commit(dst, &final_manifest, &expected).await?;
@@ -859,7 +874,7 @@ async fn confirm_in_listing(
     results: &mut [(usize, Option<CopyResult>)],
     opts: &SyncOptions,
 ) -> Result<Vec<ObjectStat>> {
-    let relisted = list_dataset(dst).await?;
+    let relisted = list_dataset(dst).await?.objects;
     let listed = |path: &str| -> Option<&ObjectStat> {
         let i = relisted.binary_search_by(|s| s.path.as_str().cmp(path)).ok()?;
         Some(&relisted[i])

@@ -11,7 +11,7 @@ use object_store::{GetOptions, GetResult, ObjectStore, ObjectStoreExt};
 use super::{is_parquet_path, Manifest, ShardEntry};
 use crate::error::{Error, Result};
 use crate::hash::{parse_footer, Footer, StreamHasher};
-use crate::listing::{list_dataset, ObjectStat};
+use crate::listing::{list_dataset, ObjectStat, SkippedKey};
 use crate::progress::Progress;
 use crate::store::Dataset;
 
@@ -41,6 +41,10 @@ pub struct BuildOutcome {
     /// Objects streamed and hashed.
     pub hashed: usize,
     pub bytes_hashed: u64,
+    /// Keys the listing did not carry (see [`crate::listing`]); empty from [`build_from_listing`].
+    pub skipped: Vec<SkippedKey>,
+    /// Folder markers the listing dropped.
+    pub folder_markers: usize,
 }
 
 /// Whether a previous entry still describes the listed object (same size, mtime and ETag).
@@ -64,7 +68,10 @@ pub async fn build_manifest(
     opts: &BuildOptions,
 ) -> Result<BuildOutcome> {
     let listing = list_dataset(ds).await?;
-    build_from_listing(ds, &listing, previous, opts).await
+    let mut built = build_from_listing(ds, &listing.objects, previous, opts).await?;
+    built.skipped = listing.skipped;
+    built.folder_markers = listing.folder_markers;
+    Ok(built)
 }
 
 /// As [`build_manifest`], over a listing already taken.
@@ -105,6 +112,8 @@ pub async fn build_from_listing(
         reused,
         hashed: n_hashed,
         bytes_hashed: bytes_to_hash,
+        skipped: Vec::new(),
+        folder_markers: 0,
     })
 }
 

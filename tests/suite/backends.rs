@@ -160,7 +160,7 @@ pub async fn write_demo(ds: &Dataset, n: usize, rows: usize, seed: u64) -> Vec<S
 
 /// Every object (path, bytes) under the dataset root except `_shardsync/`, sorted.
 pub async fn snapshot(ds: &Dataset) -> Vec<(String, Bytes)> {
-    let listing = shardsync::listing::list_dataset(ds).await.expect("list");
+    let listing = shardsync::listing::list_dataset(ds).await.expect("list").objects;
     let mut out = Vec::new();
     for s in listing {
         out.push((s.path.clone(), get(ds, &s.path).await));

@@ -155,6 +155,7 @@ pub async fn paths(ds: &Dataset) -> Vec<String> {
     shardsync::listing::list_dataset(ds)
         .await
         .expect("list")
+        .objects
         .into_iter()
         .map(|s| s.path)
         .collect()

@@ -9,6 +9,7 @@ mod check;
 mod cli;
 mod faults;
 mod harness;
+mod input;
 mod manifest_build;
 mod regressions;
 mod robustness;

@@ -66,13 +66,14 @@ async fn assert_committed_manifest_is_trusted_by_the_listing(
     let sources: Vec<_> = shardsync::listing::list_dataset(src)
         .await
         .unwrap()
+        .objects
         .into_iter()
         .map(|stat| shardsync::diff::SourceObject {
             entry: src_m.get(&stat.path).cloned(),
             stat,
         })
         .collect();
-    let listing = shardsync::listing::list_dataset(dst).await.unwrap();
+    let listing = shardsync::listing::list_dataset(dst).await.unwrap().objects;
     let plan = shardsync::diff::diff(sources, Some(&dst_m), listing);
     let untrusted: Vec<_> = plan
         .items

@@ -646,7 +646,7 @@ async fn two_syncs_into_one_destination_at_once_commit_one_and_refuse_the_other(
 /// so `verify` and the next sync re-prove it: the manifest never vouches for bytes it did not see.
 async fn assert_manifest_honest(ds: &Dataset, what: &str) {
     let m = committed(ds).await.expect("manifest");
-    let listing = shardsync::listing::list_dataset(ds).await.unwrap();
+    let listing = shardsync::listing::list_dataset(ds).await.unwrap().objects;
     for e in &m.shards {
         let Some(stat) = listing.iter().find(|s| s.path == e.path) else {
             continue;
