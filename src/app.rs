@@ -27,6 +27,7 @@ pub async fn manifest_build(
     progress: Progress,
     quiet: bool,
     json: bool,
+    strict_parquet: bool,
 ) -> Result<u8> {
     let previous = manifest::load(ds).await?;
     let opts = BuildOptions {
@@ -35,6 +36,13 @@ pub async fn manifest_build(
     };
     let built = manifest::build_manifest(ds, previous.as_ref().map(|p| &p.manifest), &opts).await?;
     let m = &built.manifest;
+    let unreadable = unreadable_footers(m);
+    if strict_parquet && !unreadable.is_empty() {
+        bail!(
+            "--strict-parquet: no manifest written: {}",
+            unreadable.join("\n  ")
+        );
+    }
     manifest::save(ds, m).await?;
     if let Some(out) = out {
         manifest::save_file(out, m)?;
@@ -53,6 +61,9 @@ pub async fn manifest_build(
             "reused": built.reused,
             "bytes_hashed": built.bytes_hashed,
             "schema_drift": drift.iter().map(|d| &d.0).collect::<Vec<_>>(),
+            "parquet_errors": m.parquet_errors()
+                .map(|e| serde_json::json!({"path": e.path, "parquet_error": e.parquet_error}))
+                .collect::<Vec<_>>(),
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else if !quiet {
@@ -70,7 +81,28 @@ pub async fn manifest_build(
         println!("digest {}", m.digest);
         println!("wrote {}/{}", ds.url, shardsync::store::MANIFEST_KEY);
     }
-    Ok(0)
+    if unreadable.is_empty() {
+        return Ok(0);
+    }
+    // Listed on stderr whatever the format: the manifest is written, the exit code says 1.
+    eprintln!(
+        "warning: {} (recorded as their parquet_error; their bytes are hashed like any object's)",
+        unreadable.join("\n  ")
+    );
+    Ok(1)
+}
+
+/// The count and one line per `.parquet` object whose footer did not decode (none: empty).
+fn unreadable_footers(m: &manifest::Manifest) -> Vec<String> {
+    let lines: Vec<String> = m
+        .parquet_errors()
+        .map(|e| format!("{}: {}", e.path, e.parquet_error.as_deref().unwrap_or_default()))
+        .collect();
+    if lines.is_empty() {
+        return lines;
+    }
+    let head = format!("{} Parquet shard(s) whose footer does not decode:", lines.len());
+    std::iter::once(head).chain(lines).collect()
 }
 
 pub async fn diff(
@@ -140,6 +172,7 @@ pub fn sync_options(a: &SyncArgs, progress: Progress) -> SyncOptions {
         .with_part_size(usize::try_from(a.part_size).unwrap_or(usize::MAX))
         .with_multipart_threshold(usize::try_from(a.multipart_threshold).unwrap_or(usize::MAX))
         .with_progress(progress)
+        .with_strict_parquet(a.strict_parquet)
 }
 
 fn write_report(path: &Path, report: &Report) -> Result<()> {
@@ -177,7 +210,7 @@ pub async fn sync_once(
         let names: Vec<_> = report
             .findings
             .iter()
-            .filter(|f| f.kind != shardsync::report::FindingKind::Extra)
+            .filter(|f| f.kind != shardsync::report::FindingKind::Extra && !f.kind.is_warning())
             .map(|f| {
                 // Error details already start with the path; don't say it twice.
                 if f.detail.starts_with(&f.path) {
@@ -238,22 +271,32 @@ pub async fn check(
     jobs: usize,
     format: Format,
     progress: Progress,
+    strict_parquet: bool,
 ) -> Result<u8> {
     let opts = CheckOptions {
         deep,
         concurrency: jobs.max(1),
         progress,
+        strict_parquet,
     };
     let report = check_datasets(src, dst, &opts).await?;
     emit(&report, format)?;
     Ok(if report.consistent { 0 } else { 1 })
 }
 
-pub async fn verify(ds: &Dataset, deep: bool, jobs: usize, format: Format, progress: Progress) -> Result<u8> {
+pub async fn verify(
+    ds: &Dataset,
+    deep: bool,
+    jobs: usize,
+    format: Format,
+    progress: Progress,
+    strict_parquet: bool,
+) -> Result<u8> {
     let opts = CheckOptions {
         deep,
         concurrency: jobs.max(1),
         progress,
+        strict_parquet,
     };
     let report = verify_store(ds, &opts).await?;
     emit(&report, format)?;

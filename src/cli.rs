@@ -46,6 +46,10 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum ManifestCommand {
     /// Hash and footer-scan a dataset and write its manifest.
+    ///
+    /// Exit codes: 0 written, every .parquet footer read; 1 written, but some .parquet footers
+    /// do not decode (each listed; their entries carry a `parquet_error`); 2 error (with
+    /// --strict-parquet, also such a footer: then no manifest is written).
     Build(BuildArgs),
 }
 
@@ -82,6 +86,10 @@ pub struct BuildArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Exit 2 and write no manifest if any .parquet object's footer does not decode (by
+    /// default: recorded as its `parquet_error`, listed, exit 1).
+    #[arg(long)]
+    pub strict_parquet: bool,
     #[command(flatten)]
     pub store: StoreOpts,
 }
@@ -154,6 +162,11 @@ pub struct SyncArgs {
     /// Print the summary as JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// A .parquet shard whose footer does not decode (encrypted, truncated, corrupt) fails the
+    /// sync (exit 2) and is not landed. By default it is synced byte for byte, recorded with a
+    /// `parquet_error` and listed as a warning.
+    #[arg(long)]
+    pub strict_parquet: bool,
     #[command(flatten)]
     pub stores: PairOpts,
 }
@@ -165,6 +178,10 @@ pub struct CheckArgs {
     /// Re-hash every byte on both sides (finds silent corruption).
     #[arg(long)]
     pub deep: bool,
+    /// A .parquet shard whose footer does not decode makes the report inconsistent (exit 1);
+    /// by default it is a warning.
+    #[arg(long)]
+    pub strict_parquet: bool,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
     #[arg(short = 'j', long, default_value_t = 16, env = "SHARDSYNC_JOBS")]
@@ -179,6 +196,10 @@ pub struct VerifyArgs {
     /// Re-hash every byte.
     #[arg(long)]
     pub deep: bool,
+    /// A .parquet shard whose footer does not decode makes the report inconsistent (exit 1);
+    /// by default it is a warning.
+    #[arg(long)]
+    pub strict_parquet: bool,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
     #[arg(short = 'j', long, default_value_t = 16, env = "SHARDSYNC_JOBS")]

@@ -17,6 +17,7 @@ pub mod commit;
 pub mod demo;
 pub mod diff;
 pub mod error;
+pub mod footer;
 pub mod hash;
 pub mod listing;
 pub mod lock;

@@ -68,7 +68,16 @@ async fn run(cli: Cli) -> Result<u8> {
     match cli.command {
         Command::Manifest(ManifestCommand::Build(a)) => {
             let ds = open(&a.url, &a.store.opt, false)?;
-            app::manifest_build(&ds, a.out.as_deref(), a.jobs, progress(), quiet, a.json).await
+            app::manifest_build(
+                &ds,
+                a.out.as_deref(),
+                a.jobs,
+                progress(),
+                quiet,
+                a.json,
+                a.strict_parquet,
+            )
+            .await
         }
         Command::Diff(a) => {
             let (src, dst) = open_pair(&a.src, &a.dst, &a.stores.src_opt, &a.stores.dst_opt, true)?;
@@ -81,11 +90,11 @@ async fn run(cli: Cli) -> Result<u8> {
         }
         Command::Check(a) => {
             let (src, dst) = open_pair(&a.src, &a.dst, &a.stores.src_opt, &a.stores.dst_opt, true)?;
-            app::check(&src, &dst, a.deep, a.jobs, a.format, progress()).await
+            app::check(&src, &dst, a.deep, a.jobs, a.format, progress(), a.strict_parquet).await
         }
         Command::Verify(a) => {
             let ds = open(&a.url, &a.store.opt, false)?;
-            app::verify(&ds, a.deep, a.jobs, a.format, progress()).await
+            app::verify(&ds, a.deep, a.jobs, a.format, progress(), a.strict_parquet).await
         }
         Command::Watch(a) => {
             let (src, dst) = open_pair(
