@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use parquet::basic::{ConvertedType, Repetition, Type as PhysicalType};
+use parquet::basic::{ConvertedType, LogicalType, Repetition, TimeUnit, Type as PhysicalType};
 use parquet::file::metadata::{KeyValue, ParquetMetaDataReader};
 use parquet::schema::types::{SchemaDescriptor, Type, TypePtr};
 use sha2::{Digest, Sha256};
@@ -45,9 +45,7 @@ pub fn meta_len(tail: &[u8], size: u64) -> Result<usize, String> {
         m if m == MAGIC => {}
         m if m == ENCRYPTED_MAGIC => {
             return Err(
-                "encrypted Parquet footer (PARE magic): rows and schema need the key; \
-                        the bytes are synced as they are"
-                    .into(),
+                "encrypted Parquet footer (PARE magic): its rows and schema need the decryption key".into(),
             )
         }
         _ => {
@@ -114,6 +112,13 @@ struct Element {
     converted: Option<i32>,
     scale: Option<i32>,
     precision: Option<i32>,
+    logical: Option<LogicalType>,
+}
+
+/// A field of a small Thrift struct: a number (ints and bools) or a nested struct.
+enum Value {
+    Num(i64),
+    Struct(Vec<(i16, Value)>),
 }
 
 type Thrift<'a> = TCompactInputProtocol<&'a [u8]>;
@@ -196,12 +201,78 @@ fn read_element(p: &mut Thrift<'_>) -> Result<Element, String> {
                     _ => e.precision = v,
                 }
             }
+            (Some(10), TType::Struct) => e.logical = logical_type(&read_small(p, 0)?),
             (_, t) => p.skip(t).map_err(terr)?,
         }
         p.read_field_end().map_err(terr)?;
     }
     p.read_struct_end().map_err(terr)?;
     Ok(e)
+}
+
+/// A struct of numbers and small structs (a `LogicalType` union and what it holds).
+fn read_small(p: &mut Thrift<'_>, depth: usize) -> Result<Vec<(i16, Value)>, String> {
+    if depth > 4 {
+        return Err("logical type nested too deeply".into());
+    }
+    let mut out = Vec::new();
+    p.read_struct_begin().map_err(terr)?;
+    loop {
+        let f = p.read_field_begin().map_err(terr)?;
+        let v = match f.field_type {
+            TType::Stop => break,
+            TType::Bool => Some(Value::Num(p.read_bool().map_err(terr)? as i64)),
+            TType::I08 => Some(Value::Num(p.read_i8().map_err(terr)? as i64)),
+            TType::I32 => Some(Value::Num(p.read_i32().map_err(terr)? as i64)),
+            TType::Struct => Some(Value::Struct(read_small(p, depth + 1)?)),
+            t => p.skip(t).map_err(terr).map(|_| None)?,
+        };
+        p.read_field_end().map_err(terr)?;
+        out.extend(v.map(|v| (f.id.unwrap_or(0), v)));
+    }
+    p.read_struct_end().map_err(terr)?;
+    Ok(out)
+}
+
+/// The logical type a `LogicalType` union holds; `None` for those the converted type covers.
+fn logical_type(union: &[(i16, Value)]) -> Option<LogicalType> {
+    let (id, Value::Struct(body)) = union.first()? else {
+        return None;
+    };
+    let num = |k: i16| {
+        body.iter().find_map(|(i, v)| match v {
+            Value::Num(n) if *i == k => Some(*n),
+            _ => None,
+        })
+    };
+    let unit = || {
+        body.iter().find_map(|(i, v)| match v {
+            Value::Struct(u) if *i == 2 => match u.first()?.0 {
+                1 => Some(TimeUnit::MILLIS),
+                2 => Some(TimeUnit::MICROS),
+                3 => Some(TimeUnit::NANOS),
+                _ => None,
+            },
+            _ => None,
+        })
+    };
+    Some(match id {
+        1 => LogicalType::String,
+        2 => LogicalType::Map,
+        3 => LogicalType::List,
+        4 => LogicalType::Enum,
+        5 => LogicalType::decimal(num(1)? as i32, num(2)? as i32),
+        6 => LogicalType::Date,
+        7 => LogicalType::time(num(1)? != 0, unit()?),
+        8 => LogicalType::timestamp(num(1)? != 0, unit()?),
+        10 => LogicalType::integer(num(1)? as i8, num(2)? != 0),
+        11 => LogicalType::Unknown,
+        12 => LogicalType::Json,
+        13 => LogicalType::Bson,
+        14 => LogicalType::Uuid,
+        15 => LogicalType::Float16,
+        _ => return None,
+    })
 }
 
 fn read_key_value(p: &mut Thrift<'_>) -> Result<KeyValue, String> {
@@ -243,6 +314,7 @@ fn build_type(elems: &[Element], next: &mut usize, depth: usize) -> Result<TypeP
                 .collect::<Result<Vec<_>, _>>()?;
             let mut b = Type::group_type_builder(&e.name)
                 .with_converted_type(converted)
+                .with_logical_type(e.logical.clone())
                 .with_fields(fields);
             if let Some(r) = repetition.filter(|_| depth > 0) {
                 b = b.with_repetition(r);
@@ -255,6 +327,7 @@ fn build_type(elems: &[Element], next: &mut usize, depth: usize) -> Result<TypeP
                 variant(PhysicalType::VARIANTS, t, "type", |v| v as i32)?,
             )
             .with_converted_type(converted)
+            .with_logical_type(e.logical.clone())
             .with_length(e.length.unwrap_or(-1))
             .with_precision(e.precision.unwrap_or(-1))
             .with_scale(e.scale.unwrap_or(-1));

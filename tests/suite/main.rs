@@ -10,6 +10,7 @@ mod cli;
 mod faults;
 mod harness;
 mod manifest_build;
+mod parquet_corpus;
 mod regressions;
 mod robustness;
 mod smoke;
