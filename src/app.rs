@@ -36,7 +36,14 @@ pub async fn manifest_build(
     };
     let built = manifest::build_manifest(ds, previous.as_ref().map(|p| &p.manifest), &opts).await?;
     let m = &built.manifest;
-    let unreadable = unreadable_footers(m);
+    let unreadable = unreadable_footers(
+        m,
+        if strict_parquet {
+            ""
+        } else {
+            " (manifest written; each entry records its parquet_error)"
+        },
+    );
     if strict_parquet && !unreadable.is_empty() {
         bail!(
             "--strict-parquet: no manifest written: {}",
@@ -85,15 +92,12 @@ pub async fn manifest_build(
         return Ok(0);
     }
     // Listed on stderr whatever the format: the manifest is written, the exit code says 1.
-    eprintln!(
-        "warning: {} (recorded as their parquet_error; their bytes are hashed like any object's)",
-        unreadable.join("\n  ")
-    );
+    eprintln!("warning: {}", unreadable.join("\n  "));
     Ok(1)
 }
 
 /// The count and one line per `.parquet` object whose footer did not decode (none: empty).
-fn unreadable_footers(m: &manifest::Manifest) -> Vec<String> {
+fn unreadable_footers(m: &manifest::Manifest, note: &str) -> Vec<String> {
     let lines: Vec<String> = m
         .parquet_errors()
         .map(|e| format!("{}: {}", e.path, e.parquet_error.as_deref().unwrap_or_default()))
@@ -101,7 +105,10 @@ fn unreadable_footers(m: &manifest::Manifest) -> Vec<String> {
     if lines.is_empty() {
         return lines;
     }
-    let head = format!("{} Parquet shard(s) whose footer does not decode:", lines.len());
+    let head = format!(
+        "{} Parquet shard(s) whose footer does not decode{note}:",
+        lines.len()
+    );
     std::iter::once(head).chain(lines).collect()
 }
 
