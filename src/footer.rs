@@ -26,6 +26,9 @@ pub const FOOTER_LEN: usize = 8;
 pub const MAGIC: &[u8; 4] = b"PAR1";
 /// The magic of a file whose footer is encrypted (Parquet modular encryption).
 pub const ENCRYPTED_MAGIC: &[u8; 4] = b"PARE";
+/// Largest footer read: real ones are kilobytes to a few megabytes, and a corrupt length must not
+/// make a sync read gigabytes into memory.
+pub const MAX_FOOTER: usize = 256 * 1024 * 1024;
 /// Deepest schema nesting decoded by the Thrift path (a hostile footer must not exhaust the stack).
 const MAX_SCHEMA_DEPTH: usize = 128;
 
@@ -55,6 +58,11 @@ pub fn meta_len(tail: &[u8], size: u64) -> Result<usize, String> {
         }
     }
     let len = u32::from_le_bytes([f[0], f[1], f[2], f[3]]) as usize;
+    if len > MAX_FOOTER {
+        return Err(format!(
+            "footer length {len} is larger than the {MAX_FOOTER} bytes shardsync reads (corrupt?)"
+        ));
+    }
     if (len + FOOTER_LEN) as u64 > size - MAGIC.len() as u64 {
         return Err(format!(
             "footer length {len} exceeds the file size {size} (truncated or corrupt)"
