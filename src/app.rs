@@ -47,6 +47,7 @@ fn human(n: u64) -> String {
     indicatif::HumanBytes(n).to_string()
 }
 
+#[allow(clippy::too_many_arguments)] // the flags of `manifest build`, passed through
 pub async fn manifest_build(
     ds: &Dataset,
     out: Option<&Path>,
@@ -55,6 +56,7 @@ pub async fn manifest_build(
     quiet: bool,
     json: bool,
     strict: bool,
+    strict_parquet: bool,
 ) -> Result<u8> {
     let previous = manifest::load(ds).await?;
     let opts = BuildOptions {
@@ -64,6 +66,20 @@ pub async fn manifest_build(
     let built = manifest::build_manifest(ds, previous.as_ref().map(|p| &p.manifest), &opts).await?;
     shardsync::listing::check_strict(ds, &built.skipped, strict)?;
     let m = &built.manifest;
+    let unreadable = unreadable_footers(
+        m,
+        if strict_parquet {
+            ""
+        } else {
+            " (manifest written; each entry records its parquet_error)"
+        },
+    );
+    if strict_parquet && !unreadable.is_empty() {
+        bail!(
+            "--strict-parquet: no manifest written: {}",
+            unreadable.join("\n  ")
+        );
+    }
     manifest::save(ds, m).await?;
     if let Some(w) = shardsync::listing::skipped_warning(ds, &built.skipped) {
         eprintln!("warning: {w}");
@@ -85,6 +101,9 @@ pub async fn manifest_build(
             "reused": built.reused,
             "bytes_hashed": built.bytes_hashed,
             "schema_drift": drift.iter().map(|d| &d.0).collect::<Vec<_>>(),
+            "parquet_errors": m.parquet_errors()
+                .map(|e| serde_json::json!({"path": e.path, "parquet_error": e.parquet_error}))
+                .collect::<Vec<_>>(),
         });
         outln!("{}", serde_json::to_string_pretty(&v)?);
     } else if !quiet {
@@ -102,7 +121,28 @@ pub async fn manifest_build(
         outln!("digest {}", m.digest);
         outln!("wrote {}/{}", ds.url, shardsync::store::MANIFEST_KEY);
     }
-    Ok(0)
+    if unreadable.is_empty() {
+        return Ok(0);
+    }
+    // Listed on stderr whatever the format: the manifest is written, the exit code says 1.
+    eprintln!("warning: {}", unreadable.join("\n  "));
+    Ok(1)
+}
+
+/// The count and one line per `.parquet` object whose footer did not decode (none: empty).
+fn unreadable_footers(m: &manifest::Manifest, note: &str) -> Vec<String> {
+    let lines: Vec<String> = m
+        .parquet_errors()
+        .map(|e| format!("{}: {}", e.path, e.parquet_error.as_deref().unwrap_or_default()))
+        .collect();
+    if lines.is_empty() {
+        return lines;
+    }
+    let head = format!(
+        "{} Parquet shard(s) whose footer does not decode{note}:",
+        lines.len()
+    );
+    std::iter::once(head).chain(lines).collect()
 }
 
 pub async fn diff(
@@ -188,6 +228,7 @@ pub fn sync_options(a: &SyncArgs, progress: Progress) -> SyncOptions {
         .with_part_size(usize::try_from(a.part_size).unwrap_or(usize::MAX))
         .with_multipart_threshold(usize::try_from(a.multipart_threshold).unwrap_or(usize::MAX))
         .with_progress(progress)
+        .with_strict_parquet(a.strict_parquet)
 }
 
 fn write_report(path: &Path, report: &Report) -> Result<()> {
@@ -225,7 +266,7 @@ pub async fn sync_once(
         let names: Vec<_> = report
             .findings
             .iter()
-            .filter(|f| f.kind != shardsync::report::FindingKind::Extra)
+            .filter(|f| f.kind != shardsync::report::FindingKind::Extra && !f.kind.is_warning())
             .map(|f| {
                 // Error details already start with the path; don't say it twice.
                 if f.detail.starts_with(&f.path) {
@@ -309,6 +350,7 @@ pub async fn check(
         allow_empty_source: a.guard.allow_empty_source,
         strict_schema: a.strict_schema,
         strict: a.strict,
+        strict_parquet: a.strict_parquet,
     };
     let report = check_datasets(src, dst, &opts).await?;
     emit(&report, format)?;
@@ -327,6 +369,7 @@ pub async fn verify(
         progress,
         strict_schema: a.strict_schema,
         strict: a.strict,
+        strict_parquet: a.strict_parquet,
         ..CheckOptions::default()
     };
     let report = verify_store(ds, &opts).await?;

@@ -11,7 +11,7 @@ use crate::listing::list_dataset;
 use crate::manifest::build::entry_matches_stat;
 use crate::manifest::{self, Manifest, ShardEntry};
 use crate::progress::Progress;
-use crate::report::{Finding, FindingKind, Report};
+use crate::report::{footer_findings, only_warnings, Finding, FindingKind, Report};
 use crate::store::Dataset;
 use crate::sync::{finding_for, prepare_with, SyncOptions};
 use crate::verify::VerifyMode;
@@ -117,6 +117,9 @@ pub struct CheckOptions {
     pub strict_schema: bool,
     /// Keys that are not carried (see [`crate::listing`]) are an error, not a warning.
     pub strict: bool,
+    /// A `.parquet` shard whose footer does not decode makes the report inconsistent (it is a
+    /// warning otherwise).
+    pub strict_parquet: bool,
 }
 
 impl Default for CheckOptions {
@@ -128,6 +131,7 @@ impl Default for CheckOptions {
             allow_empty_source: false,
             strict_schema: false,
             strict: false,
+            strict_parquet: false,
         }
     }
 }
@@ -193,6 +197,9 @@ pub async fn check(src: &Dataset, dst: &Dataset, opts: &CheckOptions) -> Result<
         .collect();
     if let Some(src_entries) = &src_entries {
         report_schema_drift(&mut report, src_entries, "source", opts.strict_schema);
+        report
+            .findings
+            .extend(footer_findings(src_entries, opts.strict_parquet));
         report.src_digest = Some(manifest::digest_of(src_entries));
     }
     // Each side's real digest: the source's dataset as it is now, and the manifest the
@@ -215,7 +222,7 @@ pub async fn check(src: &Dataset, dst: &Dataset, opts: &CheckOptions) -> Result<
     } else {
         differ as f64 / plan.items.len() as f64
     };
-    report.consistent = report.findings.is_empty();
+    report.consistent = only_warnings(&report.findings);
     if report.consistent && report.src_digest.is_some() && report.dst_digest != report.src_digest {
         report.warnings.push(format!(
             "the destination holds the source's bytes, but its manifest (digest {}) is out of date; \
@@ -331,8 +338,16 @@ pub async fn verify_store(ds: &Dataset, opts: &CheckOptions) -> Result<Report> {
     opts.progress.finish();
     report.findings.extend(results.into_iter().flatten());
     report_schema_drift(&mut report, &m.shards, "manifest", opts.strict_schema);
-    report.consistent = report.findings.is_empty();
-    let bad: std::collections::HashSet<&str> = report.findings.iter().map(|f| f.path.as_str()).collect();
+    report
+        .findings
+        .extend(footer_findings(&m.shards, opts.strict_parquet));
+    report.consistent = only_warnings(&report.findings);
+    let bad: std::collections::HashSet<&str> = report
+        .findings
+        .iter()
+        .filter(|f| !f.kind.is_warning())
+        .map(|f| f.path.as_str())
+        .collect();
     let n = (m.shards.len()
         + report
             .findings
@@ -367,11 +382,21 @@ async fn verify_entry(ds: &Dataset, e: &ShardEntry, opts: &CheckOptions) -> Resu
         None
     };
     match facts {
-        Some(Err(reason)) => out.push(Finding {
+        // Expected: the manifest records the footer as unreadable (listed from the manifest).
+        Some(Err(_)) if e.parquet_error.is_some() => {}
+        Some(Err(reason)) if e.rows.is_some() => out.push(Finding {
             path: e.path.clone(),
-            kind: FindingKind::InvalidParquet,
-            detail: reason,
+            kind: FindingKind::Corrupt,
+            detail: format!(
+                "footer no longer decodes ({reason}) though the manifest recorded {} rows: the bytes changed",
+                e.rows.unwrap_or(0)
+            ),
         }),
+        Some(Err(reason)) => {
+            let mut unknown = e.clone();
+            unknown.parquet_error = Some(reason);
+            out.extend(footer_findings([&unknown], opts.strict_parquet));
+        }
         Some(Ok(f)) if e.rows.is_some_and(|r| r != f.rows) => out.push(Finding {
             path: e.path.clone(),
             kind: FindingKind::Changed,
@@ -414,7 +439,7 @@ pub async fn read_footer(
 ) -> Result<std::result::Result<ParquetFacts, String>> {
     const GUESS: u64 = 64 * 1024;
     if size < 12 {
-        return Ok(Err("too short to be Parquet".into()));
+        return Ok(Err(crate::footer::too_short(size)));
     }
     let key = ds.key(path);
     let start = size.saturating_sub(GUESS);
@@ -424,19 +449,10 @@ pub async fn read_footer(
         .await
         .map_err(|e| Error::store(path, "read footer", e))?;
     let t = &tail[..];
-    if &t[t.len() - 4..] != b"PAR1" {
-        return Ok(Err(
-            "missing PAR1 magic at the end (truncated or not Parquet)".into()
-        ));
-    }
-    let meta_len =
-        u32::from_le_bytes([t[t.len() - 8], t[t.len() - 7], t[t.len() - 6], t[t.len() - 5]]) as u64;
-    let need = meta_len + 8;
-    if need > size - 4 {
-        return Ok(Err(format!(
-            "footer length {meta_len} exceeds the file size {size}"
-        )));
-    }
+    let need = match crate::footer::meta_len(t, size) {
+        Ok(len) => (len + crate::footer::FOOTER_LEN) as u64,
+        Err(reason) => return Ok(Err(reason)),
+    };
     if need as usize <= t.len() {
         return Ok(parse_footer(&t[t.len() - need as usize..]));
     }

@@ -46,6 +46,10 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum ManifestCommand {
     /// Hash and footer-scan a dataset and write its manifest.
+    ///
+    /// Exit codes: 0 written, every .parquet footer read; 1 written, but some .parquet footers
+    /// do not decode (each listed; their entries carry a `parquet_error`); 2 error (with
+    /// --strict-parquet, also such a footer: then no manifest is written).
     Build(BuildArgs),
 }
 
@@ -86,6 +90,10 @@ pub struct BuildArgs {
     /// rather than a warning naming them.
     #[arg(long)]
     pub strict: bool,
+    /// Exit 2 and write no manifest if any .parquet object's footer does not decode (by
+    /// default: recorded as its `parquet_error`, listed, exit 1).
+    #[arg(long)]
+    pub strict_parquet: bool,
     #[command(flatten)]
     pub store: StoreOpts,
 }
@@ -185,6 +193,11 @@ pub struct SyncArgs {
     pub strict: bool,
     #[command(flatten)]
     pub guard: SourceGuard,
+    /// A .parquet shard whose footer does not decode (encrypted, truncated, corrupt) fails the
+    /// sync (exit 2) and is not landed. By default it is synced byte for byte, recorded with a
+    /// `parquet_error` and listed as a warning.
+    #[arg(long)]
+    pub strict_parquet: bool,
     #[command(flatten)]
     pub stores: PairOpts,
 }
@@ -200,6 +213,10 @@ pub struct CheckArgs {
     /// By default that is a warning: folders may hold different configs.
     #[arg(long)]
     pub strict_schema: bool,
+    /// A .parquet shard whose footer does not decode makes the report inconsistent (exit 1);
+    /// by default it is a warning.
+    #[arg(long)]
+    pub strict_parquet: bool,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
     #[arg(short = 'j', long, default_value_t = 16, env = "SHARDSYNC_JOBS", value_parser = parse_jobs)]
@@ -223,6 +240,10 @@ pub struct VerifyArgs {
     /// Count shards whose schema differs from the majority of their folder as drift (exit 1).
     #[arg(long)]
     pub strict_schema: bool,
+    /// A .parquet shard whose footer does not decode makes the report inconsistent (exit 1);
+    /// by default it is a warning.
+    #[arg(long)]
+    pub strict_parquet: bool,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
     #[arg(short = 'j', long, default_value_t = 16, env = "SHARDSYNC_JOBS", value_parser = parse_jobs)]

@@ -252,6 +252,7 @@ mod tests {
             rows: None,
             row_groups: None,
             schema: None,
+            parquet_error: None,
         }
     }
 

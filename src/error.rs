@@ -72,8 +72,9 @@ pub enum Error {
     #[error("{path}: destination changed during sync: the object was replaced by another writer right after it was written (not claimed; the next sync copies it again)")]
     DestinationReplaced { path: String },
 
-    /// A `.parquet` object whose footer cannot be read.
-    #[error("{path}: not a valid Parquet file: {reason}")]
+    /// A `.parquet` object whose footer cannot be read (fatal only with `--strict-parquet`;
+    /// otherwise the reason is recorded as the entry's `parquet_error`).
+    #[error("{path}: Parquet footer not readable: {reason}")]
     InvalidParquet { path: String, reason: String },
 
     /// The destination manifest changed between the start of the sync and its commit.

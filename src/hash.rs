@@ -8,13 +8,12 @@ use std::collections::VecDeque;
 
 use arrow::datatypes::{DataType, Field};
 use bytes::Bytes;
-use parquet::file::metadata::ParquetMetaDataReader;
 use sha2::{Digest, Sha256};
 
 /// How many trailing bytes the hasher keeps for the footer.
 pub const TAIL_KEEP: usize = 1024 * 1024;
-const FOOTER_LEN: usize = 8;
-const MAGIC: &[u8; 4] = b"PAR1";
+pub use crate::footer::parse_footer;
+use crate::footer::{FOOTER_LEN, MAGIC};
 
 /// Hashes a byte stream and keeps its head magic and its tail.
 pub struct StreamHasher {
@@ -119,54 +118,19 @@ pub enum Footer {
 }
 
 impl Hashed {
-    /// Decode the Parquet footer from the kept tail.
+    /// Decode the Parquet footer from the kept tail. `Err` says why the object has no footer
+    /// facts (it becomes the entry's `parquet_error`).
     pub fn parquet(&self) -> Result<Footer, String> {
-        if self.size < (2 * MAGIC.len() + 4) as u64 || self.head.as_slice() != MAGIC {
+        let meta_len = crate::footer::meta_len(&self.tail, self.size)?;
+        if self.head.as_slice() != MAGIC {
             return Err("missing PAR1 magic at the start (not a Parquet file)".into());
         }
-        let meta_len = footer_meta_len(&self.tail)?;
-        if meta_len + FOOTER_LEN > self.tail.len() {
-            let total = (meta_len + FOOTER_LEN) as u64;
-            if total > self.size - 4 {
-                return Err(format!(
-                    "footer length {meta_len} exceeds the file size {}",
-                    self.size
-                ));
-            }
-            return Ok(Footer::NeedRange(self.size - total..self.size));
+        let total = meta_len + FOOTER_LEN;
+        if total > self.tail.len() {
+            return Ok(Footer::NeedRange(self.size - total as u64..self.size));
         }
-        parse_footer(&self.tail[self.tail.len() - meta_len - FOOTER_LEN..]).map(Footer::Parsed)
+        parse_footer(&self.tail[self.tail.len() - total..]).map(Footer::Parsed)
     }
-}
-
-fn footer_meta_len(tail: &[u8]) -> Result<usize, String> {
-    if tail.len() < FOOTER_LEN {
-        return Err("file too short for a Parquet footer".into());
-    }
-    let f = &tail[tail.len() - FOOTER_LEN..];
-    if &f[4..] != MAGIC {
-        return Err("missing PAR1 magic at the end (truncated or not Parquet)".into());
-    }
-    Ok(u32::from_le_bytes([f[0], f[1], f[2], f[3]]) as usize)
-}
-
-/// Decode `metadata ‖ len ‖ PAR1` (exactly the footer, no more).
-pub fn parse_footer(footer: &[u8]) -> Result<ParquetFacts, String> {
-    let meta_len = footer_meta_len(footer)?;
-    if footer.len() != meta_len + FOOTER_LEN {
-        return Err("footer length mismatch".into());
-    }
-    let md = ParquetMetaDataReader::decode_metadata(&footer[..meta_len])
-        .map_err(|e| format!("bad footer: {e}"))?;
-    let fm = md.file_metadata();
-    let rows = u64::try_from(fm.num_rows()).map_err(|_| "negative row count".to_string())?;
-    let schema = parquet::arrow::parquet_to_arrow_schema(fm.schema_descr(), fm.key_value_metadata())
-        .map_err(|e| format!("schema not convertible to Arrow: {e}"))?;
-    Ok(ParquetFacts {
-        rows,
-        row_groups: md.num_row_groups() as u64,
-        schema: schema_fingerprint(schema.fields().iter().map(|f| f.as_ref())),
-    })
 }
 
 /// `sha256:` + 16 hex digits over a canonical rendering of the fields (name, type, nullability),

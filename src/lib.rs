@@ -18,6 +18,7 @@ pub mod demo;
 pub mod diff;
 pub mod display;
 pub mod error;
+pub mod footer;
 pub mod hash;
 pub mod listing;
 pub mod lock;

@@ -72,7 +72,17 @@ async fn run(cli: Cli) -> Result<u8> {
     match cli.command {
         Command::Manifest(ManifestCommand::Build(a)) => {
             let ds = open(&a.url, "--opt", &a.store.opt, false)?;
-            app::manifest_build(&ds, a.out.as_deref(), a.jobs, progress(), quiet, a.json, a.strict).await
+            app::manifest_build(
+                &ds,
+                a.out.as_deref(),
+                a.jobs,
+                progress(),
+                quiet,
+                a.json,
+                a.strict,
+                a.strict_parquet,
+            )
+            .await
         }
         Command::Diff(a) => {
             let (src, dst) = open_pair(&a.src, &a.dst, &a.stores.src_opt, &a.stores.dst_opt, true)?;

@@ -20,7 +20,10 @@ pub enum FindingKind {
     Extra,
     SizeMismatch,
     Corrupt,
+    /// A `.parquet` object whose footer cannot be read (fatal: `--strict-parquet`).
     InvalidParquet,
+    /// The same, as a warning: the bytes are synced and proven, the entry has a `parquet_error`.
+    UnreadableFooter,
     SchemaDrift,
     Error,
 }
@@ -34,10 +37,48 @@ impl FindingKind {
             FindingKind::SizeMismatch => "size_mismatch",
             FindingKind::Corrupt => "corrupt",
             FindingKind::InvalidParquet => "invalid_parquet",
+            FindingKind::UnreadableFooter => "unreadable_footer",
             FindingKind::SchemaDrift => "schema_drift",
             FindingKind::Error => "error",
         }
     }
+
+    /// A warning is listed but does not make a report inconsistent or a run fail.
+    pub fn is_warning(self) -> bool {
+        matches!(self, FindingKind::UnreadableFooter)
+    }
+}
+
+/// True when no finding is more than a warning (see [`FindingKind::is_warning`]).
+pub fn only_warnings(findings: &[Finding]) -> bool {
+    findings.iter().all(|f| f.kind.is_warning())
+}
+
+/// One finding per entry whose footer did not decode: a warning, or with `strict`
+/// (`--strict-parquet`) an `invalid_parquet` that fails the run.
+pub fn footer_findings<'a>(
+    entries: impl IntoIterator<Item = &'a crate::manifest::ShardEntry>,
+    strict: bool,
+) -> Vec<Finding> {
+    entries
+        .into_iter()
+        .filter_map(|e| {
+            let reason = e.parquet_error.as_deref()?;
+            Some(Finding {
+                path: e.path.clone(),
+                kind: if strict {
+                    FindingKind::InvalidParquet
+                } else {
+                    FindingKind::UnreadableFooter
+                },
+                detail: if strict {
+                    format!("{reason} (--strict-parquet)")
+                } else {
+                    format!("{reason} (its bytes are hashed and synced like any object's; no rows recorded)")
+                },
+            })
+        })
+        .collect()
 }
 
 /// One problem, about one path.

@@ -22,10 +22,12 @@ use crate::diff::{diff, Plan, PlanItem, SourceObject, State};
 use crate::error::{Error, Result};
 use crate::listing::{list_dataset, ObjectStat};
 use crate::lock::SyncLock;
-use crate::manifest::build::{build_from_listing, entry_matches_stat, parquet_facts, BuildOptions};
+use crate::manifest::build::{
+    build_from_listing, entry_matches_stat, parquet_facts, record_footer, BuildOptions,
+};
 use crate::manifest::{self, is_parquet_path, Manifest, ShardEntry};
 use crate::progress::Progress;
-use crate::report::{Finding, FindingKind, Report};
+use crate::report::{footer_findings, Finding, FindingKind, Report};
 use crate::safety::{check_deletions, check_overlap, check_source_not_empty, DeleteLimit};
 use crate::store::Dataset;
 use crate::transfer::{copy_object, CopyJob, TransferOptions};
@@ -55,6 +57,9 @@ pub struct SyncOptions {
     pub max_delete: Option<DeleteLimit>,
     /// Keys that are not carried (see [`crate::listing`]) are an error, not a warning.
     pub strict: bool,
+    /// A `.parquet` shard whose footer does not decode fails (is not landed or claimed)
+    /// instead of being synced with a `parquet_error` and listed as a warning.
+    pub strict_parquet: bool,
 }
 
 impl Default for SyncOptions {
@@ -72,6 +77,7 @@ impl Default for SyncOptions {
             allow_empty_source: false,
             max_delete: None,
             strict: false,
+            strict_parquet: false,
         }
     }
 }
@@ -119,6 +125,12 @@ impl SyncOptions {
     /// Most extras `delete` may remove (default: half of the destination's objects).
     pub fn with_max_delete(mut self, limit: Option<DeleteLimit>) -> Self {
         self.max_delete = limit;
+        self
+    }
+    /// A `.parquet` shard whose footer does not decode fails instead of being synced with a
+    /// `parquet_error`.
+    pub fn with_strict_parquet(mut self, strict: bool) -> Self {
+        self.strict_parquet = strict;
         self
     }
 }
@@ -702,6 +714,9 @@ async fn sync_under_lease(
             }
         }
     }
+    if opts.strict_parquet {
+        strict_parquet_same(&plan, &mut report, &mut failures);
+    }
     report.shards_failed = failures.len() as u64;
     if not_started > 0 {
         report.warnings.push(format!(
@@ -759,6 +774,11 @@ async fn sync_under_lease(
         Some(final_manifest.clone())
     };
     report.dst_digest = Some(final_manifest.digest.clone());
+    if !opts.strict_parquet {
+        report
+            .findings
+            .extend(footer_findings(&final_manifest.shards, false));
+    }
 
     // Source manifest write-back, when it was missing or refreshed and every entry is known.
     if src_complete {
@@ -862,6 +882,21 @@ async fn copy_proof_options(
         copy_opts.verify = VerifyMode::Deep;
     }
     Ok(copy_opts)
+}
+
+/// `--strict-parquet`: shards the destination already holds (not copied this run) whose footer
+/// does not decode fail the run too, so every such shard is listed.
+fn strict_parquet_same(plan: &Plan, report: &mut Report, failures: &mut Vec<(String, String)>) {
+    let failed: HashSet<String> = failures.iter().map(|(p, _)| p.clone()).collect();
+    let held = plan
+        .items
+        .iter()
+        .filter(|i| i.state == State::Same && !failed.contains(&i.path))
+        .filter_map(|i| i.dst_entry.as_ref());
+    for f in footer_findings(held, true) {
+        failures.push((f.path.clone(), f.detail.clone()));
+        report.findings.push(f);
+    }
 }
 
 /// Re-list the destination once after the copies. A copy whose PUT's ETag and size the listing
@@ -992,6 +1027,16 @@ async fn copy_and_verify(
     src_stat: Option<ObjectStat>,
     opts: &SyncOptions,
 ) -> CopyResult {
+    if let Some(reason) = planned
+        .as_ref()
+        .and_then(|e| e.parquet_error.clone())
+        .filter(|_| opts.strict_parquet)
+    {
+        return Err(Error::InvalidParquet {
+            path: job.path.clone(),
+            reason,
+        });
+    }
     let copied = copy_object(src, dst, job, &opts.transfer, &opts.progress).await?;
     if !copied.written {
         return Ok(Landed::AlreadyThere);
@@ -1010,19 +1055,14 @@ async fn copy_and_verify(
                 rows: None,
                 row_groups: None,
                 schema: None,
+                parquet_error: None,
             };
             if is_parquet_path(&job.path) {
-                match parquet_facts(src, &job.path, hashed).await {
-                    Ok(f) => {
-                        e.rows = Some(f.rows);
-                        e.row_groups = Some(f.row_groups);
-                        e.schema = Some(f.schema);
-                    }
-                    Err(err) => {
-                        // Landed bytes are the source's, but they are not a usable shard.
-                        let _ = dst.store.delete(&dst.key(&job.path)).await;
-                        return Err(err);
-                    }
+                let facts = parquet_facts(src, &job.path, hashed).await;
+                if let Err(err) = record_footer(&mut e, facts, opts.strict_parquet) {
+                    // Landed bytes are the source's, but not a shard this run accepts.
+                    let _ = dst.store.delete(&dst.key(&job.path)).await;
+                    return Err(err);
                 }
             }
             e

@@ -21,6 +21,7 @@ pub fn entry(i: usize) -> ShardEntry {
         rows: Some(30_000 + (i as u64 % 100)),
         row_groups: Some(30),
         schema: Some("sha256:0123456789abcdef".into()),
+        parquet_error: None,
     }
 }
 

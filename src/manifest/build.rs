@@ -3,7 +3,8 @@
 //! An entry is reused only when size, mtime and ETag all match the listing (those the store
 //! reports); anything else is streamed once through [`StreamHasher`], which also yields the
 //! Parquet footer. Hashing runs `concurrency` objects at a time; memory per object is one
-//! chunk plus the kept footer tail.
+//! chunk plus the kept footer tail. A `.parquet` object whose footer does not decode gets a
+//! `parquet_error` in its entry; the build goes on ([`Manifest::parquet_errors`] lists them).
 
 use futures::{StreamExt, TryStreamExt};
 use object_store::{GetOptions, GetResult, ObjectStore, ObjectStoreExt};
@@ -135,14 +136,28 @@ pub async fn hash_object(ds: &Dataset, stat: &ObjectStat, progress: &Progress) -
         rows: None,
         row_groups: None,
         schema: None,
+        parquet_error: None,
     };
     if is_parquet_path(&stat.path) {
-        let facts = parquet_facts(ds, &stat.path, &hashed).await?;
-        entry.rows = Some(facts.rows);
-        entry.row_groups = Some(facts.row_groups);
-        entry.schema = Some(facts.schema);
+        record_footer(&mut entry, parquet_facts(ds, &stat.path, &hashed).await, false)?;
     }
     Ok(entry)
+}
+
+/// Put a footer read's outcome into `entry`: its facts, or the reason it has none as
+/// `parquet_error` (Parquet is knowledge, not a gate). A store error stays an error, and so does
+/// an unreadable footer when `strict` (`--strict-parquet`).
+pub(crate) fn record_footer(
+    entry: &mut ShardEntry,
+    facts: Result<crate::hash::ParquetFacts>,
+    strict: bool,
+) -> Result<()> {
+    match facts {
+        Ok(f) => entry.set_footer(Ok(f)),
+        Err(Error::InvalidParquet { reason, .. }) if !strict => entry.set_footer(Err(reason)),
+        Err(e) => return Err(e),
+    }
+    Ok(())
 }
 
 /// Drain a GET body through a hasher.
@@ -162,6 +177,7 @@ pub(crate) async fn hash_stream(
 }
 
 /// Parquet facts from the kept tail, or from one ranged read when the footer is larger.
+/// An unreadable footer is [`Error::InvalidParquet`]; a failed read is a store error.
 pub(crate) async fn parquet_facts(
     ds: &Dataset,
     path: &str,

@@ -55,6 +55,11 @@ pub struct ShardEntry {
     /// Fingerprint of the Arrow schema (`sha256:` + 16 hex digits).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema: Option<String>,
+    /// Why a `.parquet` object has no rows, row groups or schema: its footer did not decode
+    /// (encrypted, truncated, corrupt, not Parquet). The bytes are synced and verified all the
+    /// same; `--strict-parquet` makes such a shard fatal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parquet_error: Option<String>,
 }
 
 impl ShardEntry {
@@ -66,6 +71,24 @@ impl ShardEntry {
     /// Whether this entry is a Parquet shard (as opposed to a sidecar file).
     pub fn is_parquet(&self) -> bool {
         is_parquet_path(&self.path)
+    }
+
+    /// Record what a footer read found: its facts, or (as `parquet_error`) why there are none.
+    pub fn set_footer(&mut self, footer: std::result::Result<crate::hash::ParquetFacts, String>) {
+        match footer {
+            Ok(f) => {
+                self.rows = Some(f.rows);
+                self.row_groups = Some(f.row_groups);
+                self.schema = Some(f.schema);
+                self.parquet_error = None;
+            }
+            Err(reason) => {
+                self.rows = None;
+                self.row_groups = None;
+                self.schema = None;
+                self.parquet_error = Some(reason);
+            }
+        }
     }
 }
 
@@ -129,6 +152,11 @@ impl Manifest {
             .binary_search_by(|e| e.path.as_str().cmp(path))
             .ok()
             .map(|i| &self.shards[i])
+    }
+
+    /// Entries whose Parquet footer did not decode (they carry a `parquet_error`).
+    pub fn parquet_errors(&self) -> impl Iterator<Item = &ShardEntry> {
+        self.shards.iter().filter(|e| e.parquet_error.is_some())
     }
 
     /// Parse and validate a manifest document. `location` names it in errors.
@@ -473,6 +501,7 @@ mod tests {
             rows: None,
             row_groups: None,
             schema: None,
+            parquet_error: None,
         }
     }
 

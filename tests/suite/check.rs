@@ -350,7 +350,7 @@ async fn deep_check_names_corruption_at_the_source() {
 }
 
 #[tokio::test]
-async fn non_parquet_file_named_parquet_fails_build_by_name_and_verify_reports_it() {
+async fn non_parquet_file_named_parquet_is_built_with_a_parquet_error_and_verify_warns_of_it() {
     for backend in Backend::all() {
         let env = Env::new(backend).await;
         let ds = env.open("a");
@@ -359,22 +359,26 @@ async fn non_parquet_file_named_parquet_fails_build_by_name_and_verify_reports_i
         let body = b"this is a CSV export, not Parquet\nid,text\n1,hello\n".to_vec();
         put(&ds, stray, body.clone()).await;
 
-        let err = manifest::build_manifest(&ds, None, &BuildOptions::default())
+        let built = manifest::build_manifest(&ds, None, &BuildOptions::default())
             .await
-            .expect_err("a .parquet that is not Parquet must fail the build");
-        let msg = err.to_string();
-        assert!(msg.contains(stray), "{backend:?}: {msg}");
+            .expect("one odd shard does not abort the build");
+        let e = built
+            .manifest
+            .get(stray)
+            .expect("the odd shard is in the manifest");
+        assert_eq!(
+            (e.rows, e.sha256.clone()),
+            (None, shardsync::hash::sha256_hex(&body)),
+            "{backend:?}"
+        );
         assert!(
-            matches!(err, shardsync::Error::InvalidParquet { .. }),
-            "{backend:?}: {err:?}"
+            e.parquet_error.as_deref().unwrap().contains("PAR1"),
+            "{backend:?}: {e:?}"
         );
         if backend == Backend::Local {
             let (code, out, err) = run(shardsync().args(["manifest", "build", &env.url("a")])).await;
-            assert_eq!(code, 2, "{out}{err}");
-            assert!(
-                err.contains(stray) && err.contains("not a valid Parquet file"),
-                "{err}"
-            );
+            assert_eq!(code, 1, "{out}{err}");
+            assert!(err.contains(stray) && err.contains("1 Parquet shard(s)"), "{err}");
         }
 
         // A manifest that includes it anyway (written by an older tool, or by hand).
@@ -398,9 +402,10 @@ async fn non_parquet_file_named_parquet_fails_build_by_name_and_verify_reports_i
 
         for opts in [shallow(), deep()] {
             let v = verify_store(&ds, &opts).await.unwrap();
+            assert!(v.consistent, "{backend:?}: a warning only: {:?}", v.findings);
             assert_eq!(
                 kinds(&v),
-                vec![(FindingKind::InvalidParquet, stray)],
+                vec![(FindingKind::UnreadableFooter, stray)],
                 "{backend:?} deep={}: {:?}",
                 opts.deep,
                 v.findings
@@ -427,6 +432,7 @@ fn entry(path: &str, bytes: &[u8], facts: Option<shardsync::hash::ParquetFacts>)
         rows: facts.as_ref().map(|f| f.rows),
         row_groups: facts.as_ref().map(|f| f.row_groups),
         schema: facts.map(|f| f.schema),
+        parquet_error: None,
     }
 }
 

@@ -127,11 +127,12 @@ async fn exit_codes_are_0_done_1_work_or_drift_2_error_naming_the_cause() {
         assert_eq!(r.code, Some(2), "{what}: {r:?}");
         assert!(r.stderr.contains("no-such-folder"), "{what}: {}", r.stderr);
 
-        // A shard that fails: named, the others still land, exit 2.
+        // A shard that fails (not Parquet, under --strict-parquet): named, the others still
+        // land, exit 2.
         let bad = env.open("bad");
         write_demo(&bad, 2, 100, 2).await;
         put(&bad, "train/notes.parquet", &b"not parquet at all"[..]).await;
-        let r = shardsync(pair(&env, &["sync"], "bad", "bad-dst", &[])).await;
+        let r = shardsync(pair(&env, &["sync"], "bad", "bad-dst", &["--strict-parquet"])).await;
         assert_eq!(r.code, Some(2), "{what}: {r:?}");
         assert!(r.stderr.contains("train/notes.parquet"), "{what}: {}", r.stderr);
         let bad_dst = env.open("bad-dst");

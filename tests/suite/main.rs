@@ -11,6 +11,7 @@ mod faults;
 mod harness;
 mod input;
 mod manifest_build;
+mod parquet_corpus;
 mod regressions;
 mod robustness;
 mod safety;

@@ -325,7 +325,7 @@ async fn rebuild_reuses_unchanged_entries_and_rehashes_only_rewritten_objects() 
 }
 
 #[tokio::test]
-async fn object_named_parquet_that_is_not_parquet_fails_the_build_naming_it() {
+async fn object_named_parquet_that_is_not_parquet_is_built_with_its_parquet_error() {
     let good = shard_bytes(0, 100, 1).unwrap();
     let mut bogus_footer = b"PAR1 not really parquet".to_vec();
     bogus_footer.extend_from_slice(&u32::MAX.to_le_bytes());
@@ -345,14 +345,21 @@ async fn object_named_parquet_that_is_not_parquet_fails_the_build_naming_it() {
             let ds = env.open(&format!("ds{i}"));
             write_demo(&ds, 2, 100, 1).await;
             put(&ds, name, bytes.clone()).await;
-            let err = build_manifest(&ds, None, &BuildOptions::default())
+            let m = build_manifest(&ds, None, &BuildOptions::default())
                 .await
-                .expect_err(name);
-            match &err {
-                Error::InvalidParquet { path, .. } => assert_eq!(path, name, "{backend:?}"),
-                other => panic!("{backend:?}: {name}: expected InvalidParquet, got {other:?}"),
-            }
-            assert!(err.to_string().contains(name), "{backend:?}: {err}");
+                .unwrap_or_else(|e| panic!("{backend:?}: {name}: one odd shard aborted the build: {e}"))
+                .manifest;
+            assert_eq!(m.shards.len(), 4, "{backend:?}: every object has an entry");
+            let e = m.get(name).expect("entry");
+            assert_eq!(e.sha256, sha256(bytes), "{backend:?}: {name}");
+            assert_eq!(
+                (e.rows, e.row_groups, &e.schema),
+                (None, None, &None),
+                "{backend:?}"
+            );
+            assert!(e.parquet_error.is_some(), "{backend:?}: {name}: {e:?}");
+            let odd: Vec<&str> = m.parquet_errors().map(|e| e.path.as_str()).collect();
+            assert_eq!(odd, [*name], "{backend:?}");
         }
     }
 }

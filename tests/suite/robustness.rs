@@ -415,6 +415,7 @@ fn valid_doc() -> serde_json::Value {
         rows: None,
         row_groups: None,
         schema: None,
+        parquet_error: None,
     };
     let m = Manifest::new(
         "memory://x/a",
