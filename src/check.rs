@@ -215,6 +215,7 @@ pub async fn check(src: &Dataset, dst: &Dataset, opts: &CheckOptions) -> Result<
     } else {
         differ as f64 / plan.items.len() as f64
     };
+    crate::local::add_to_check(&mut report, src, dst);
     report.consistent = report.findings.is_empty();
     if report.consistent && report.src_digest.is_some() && report.dst_digest != report.src_digest {
         report.warnings.push(format!(
@@ -331,6 +332,7 @@ pub async fn verify_store(ds: &Dataset, opts: &CheckOptions) -> Result<Report> {
     opts.progress.finish();
     report.findings.extend(results.into_iter().flatten());
     report_schema_drift(&mut report, &m.shards, "manifest", opts.strict_schema);
+    crate::local::add_to_verify(&mut report, ds);
     report.consistent = report.findings.is_empty();
     let bad: std::collections::HashSet<&str> = report.findings.iter().map(|f| f.path.as_str()).collect();
     let n = (m.shards.len()

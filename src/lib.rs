@@ -20,6 +20,7 @@ pub mod display;
 pub mod error;
 pub mod hash;
 pub mod listing;
+pub mod local;
 pub mod lock;
 pub mod manifest;
 pub mod progress;
