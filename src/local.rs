@@ -725,7 +725,9 @@ fn warning(side: &str, n: &Notice) -> String {
 }
 
 /// After a sync: remove the destination's staging leftovers of dead processes on this host
-/// (not on a dry run), and put what both listings left out into the report's warnings.
+/// (not on a dry run); what the source's listing left out becomes warnings, the destination's
+/// strays findings that leave the sync inconsistent, as a `check` right after would say (a
+/// loader globbing the folder would read them).
 pub async fn settle_sync_report(report: &mut Report, src: &Dataset, dst: &Dataset, sweep: bool) {
     report
         .warnings
@@ -753,9 +755,25 @@ pub async fn settle_sync_report(report: &mut Report, src: &Dataset, dst: &Datase
         tracing::warn!("{w}");
         report.warnings.push(w);
     }
-    report
-        .warnings
-        .extend(notices(dst).iter().map(|n| warning("destination", n)));
+    if add_destination(report, dst) > 0 {
+        report.consistent = false;
+        report
+            .findings
+            .sort_by(|a, b| (a.kind, &a.path).cmp(&(b.kind, &b.path)));
+    }
+}
+
+/// The destination's strays as findings, the rest as warnings; returns how many findings.
+fn add_destination(report: &mut Report, dst: &Dataset) -> usize {
+    let before = report.findings.len();
+    for n in notices(dst) {
+        if n.is_stray() {
+            report.findings.push(finding(&n));
+        } else {
+            report.warnings.push(warning("destination", &n));
+        }
+    }
+    report.findings.len() - before
 }
 
 /// `check`: the destination's strays are findings (a reader of the folder may take them for
@@ -764,13 +782,7 @@ pub fn add_to_check(report: &mut Report, src: &Dataset, dst: &Dataset) {
     report
         .warnings
         .extend(notices(src).iter().map(|n| warning("source", n)));
-    for n in notices(dst) {
-        if n.is_stray() {
-            report.findings.push(finding(&n));
-        } else {
-            report.warnings.push(warning("destination", &n));
-        }
-    }
+    add_destination(report, dst);
 }
 
 /// `verify`: strays beside the manifest's objects are findings.

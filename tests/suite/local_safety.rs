@@ -131,29 +131,30 @@ async fn destination_symlinks_survive_sync_delete_and_what_they_point_to_is_unto
     symlink(outside.join("precious.parquet"), dst.join("linked.parquet")).unwrap();
     let rep = tmp.path().join("report.json");
 
+    // The sync copies the dataset, deletes nothing through or of the links, and exits 1: a
+    // loader globbing the folder would read what they point to, as `check` would say.
     let r = shardsync(["sync", &s(&src), &s(&dst), "--delete", "--report", &s(&rep)]).await;
-    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(r.code, Some(1), "{r:?}");
     let v = report(&rep);
-    assert_eq!(v["consistent"], true, "{v}");
+    assert_eq!(v["consistent"], false, "{v}");
+    assert_eq!(v["shards_failed"], 0, "{v}");
     assert_eq!(v["shards_deleted"], 0, "a symlink is not an extra to delete: {v}");
-    let w = warnings(&v);
     for name in ["extra", "linked.parquet"] {
         assert!(
-            w.iter()
-                .any(|w| w.starts_with(&format!("destination {name} is a symlink"))),
-            "report warns about {name}: {w:?}"
+            v["findings"].as_array().unwrap().iter().any(|f| f["path"] == name
+                && f["kind"] == "extra"
+                && f["detail"]
+                    .as_str()
+                    .unwrap()
+                    .contains("never writes or deletes through it")),
+            "report names {name}: {v}"
         );
         assert!(
             r.stderr.contains(&format!("{}/{name} is a symlink", s(&dst))),
             "stderr names {name}: {}",
             r.stderr
         );
-        assert!(
-            r.stdout
-                .contains(&format!("warning: destination {name} is a symlink")),
-            "{}",
-            r.stdout
-        );
+        assert!(r.stdout.contains(&format!("{name} is a symlink")), "{}", r.stdout);
     }
     // The links are still there, and nothing they lead to was written, emptied or deleted.
     assert!(std::fs::symlink_metadata(dst.join("extra"))
@@ -524,8 +525,9 @@ async fn staging_files_of_live_processes_and_of_object_store_are_reported_but_no
     assert!(named.contains(&"train/part-00000.parquet#1"), "{named:?}");
     assert!(named.contains(&format!("train/{live}").as_str()), "{named:?}");
 
+    // The sync leaves both, and exits 1 naming them: drift remains while they are there.
     let r = shardsync(["sync", &s(&src), &s(&dst)]).await;
-    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(r.code, Some(1), "{r:?}");
     assert!(
         dst.join("train/part-00000.parquet#1").exists(),
         "not ours to remove"
