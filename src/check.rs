@@ -222,6 +222,7 @@ pub async fn check(src: &Dataset, dst: &Dataset, opts: &CheckOptions) -> Result<
     } else {
         differ as f64 / plan.items.len() as f64
     };
+    crate::local::add_to_check(&mut report, src, dst);
     report.consistent = only_warnings(&report.findings);
     if report.consistent && report.src_digest.is_some() && report.dst_digest != report.src_digest {
         report.warnings.push(format!(
@@ -338,6 +339,7 @@ pub async fn verify_store(ds: &Dataset, opts: &CheckOptions) -> Result<Report> {
     opts.progress.finish();
     report.findings.extend(results.into_iter().flatten());
     report_schema_drift(&mut report, &m.shards, "manifest", opts.strict_schema);
+    crate::local::add_to_verify(&mut report, ds);
     report
         .findings
         .extend(footer_findings(&m.shards, opts.strict_parquet));

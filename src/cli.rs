@@ -60,6 +60,9 @@ pub struct StoreOpts {
     /// secret_access_key, allow_http, ...). AWS_*/GOOGLE_*/AZURE_* variables fill the rest.
     #[arg(long = "opt", value_name = "KEY=VALUE")]
     pub opt: Vec<String>,
+    /// Follow symlinks in a local folder (default: skip each with a warning naming it).
+    #[arg(long)]
+    pub follow_symlinks: bool,
 }
 
 /// Store options for two-store commands.
@@ -71,6 +74,10 @@ pub struct PairOpts {
     /// Destination store option KEY=VALUE.
     #[arg(long = "dst-opt", value_name = "KEY=VALUE")]
     pub dst_opt: Vec<String>,
+    /// Follow symlinks in a local source folder (default: skip each with a warning naming it).
+    /// A destination's symlinks are never followed, written or deleted through.
+    #[arg(long)]
+    pub follow_symlinks: bool,
 }
 
 #[derive(Debug, Args)]

@@ -21,6 +21,7 @@ pub mod error;
 pub mod footer;
 pub mod hash;
 pub mod listing;
+pub mod local;
 pub mod lock;
 pub mod manifest;
 pub mod progress;

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use anyhow::Result;
 use clap::Parser;
-use shardsync::cli::{Cli, Command, ManifestCommand};
+use shardsync::cli::{Cli, Command, ManifestCommand, PairOpts};
 use shardsync::progress::Progress;
 use shardsync::{Dataset, OpenOptions};
 
@@ -71,7 +71,8 @@ async fn run(cli: Cli) -> Result<u8> {
     let progress = || Progress::for_terminal(quiet);
     match cli.command {
         Command::Manifest(ManifestCommand::Build(a)) => {
-            let ds = open(&a.url, "--opt", &a.store.opt, false)?;
+            let ds =
+                open(&a.url, "--opt", &a.store.opt, false)?.with_follow_symlinks(a.store.follow_symlinks)?;
             app::manifest_build(
                 &ds,
                 a.out.as_deref(),
@@ -85,7 +86,7 @@ async fn run(cli: Cli) -> Result<u8> {
             .await
         }
         Command::Diff(a) => {
-            let (src, dst) = open_pair(&a.src, &a.dst, &a.stores.src_opt, &a.stores.dst_opt, true)?;
+            let (src, dst) = open_pair(&a.src, &a.dst, &a.stores, true)?;
             app::diff(
                 &src,
                 &dst,
@@ -98,26 +99,21 @@ async fn run(cli: Cli) -> Result<u8> {
             .await
         }
         Command::Sync(a) => {
-            let (src, dst) = open_pair(&a.src, &a.dst, &a.stores.src_opt, &a.stores.dst_opt, true)?;
+            let (src, dst) = open_pair(&a.src, &a.dst, &a.stores, true)?;
             let opts = app::sync_options(&a, progress());
             app::sync_once(&src, &dst, &opts, a.report.as_deref(), quiet, a.json).await
         }
         Command::Check(a) => {
-            let (src, dst) = open_pair(&a.src, &a.dst, &a.stores.src_opt, &a.stores.dst_opt, true)?;
+            let (src, dst) = open_pair(&a.src, &a.dst, &a.stores, true)?;
             app::check(&src, &dst, &a, a.format, progress()).await
         }
         Command::Verify(a) => {
-            let ds = open(&a.url, "--opt", &a.store.opt, false)?;
+            let ds =
+                open(&a.url, "--opt", &a.store.opt, false)?.with_follow_symlinks(a.store.follow_symlinks)?;
             app::verify(&ds, &a, a.format, progress()).await
         }
         Command::Watch(a) => {
-            let (src, dst) = open_pair(
-                &a.sync.src,
-                &a.sync.dst,
-                &a.sync.stores.src_opt,
-                &a.sync.stores.dst_opt,
-                true,
-            )?;
+            let (src, dst) = open_pair(&a.sync.src, &a.sync.dst, &a.sync.stores, true)?;
             let opts = app::sync_options(&a.sync, Progress::hidden());
             let cancel = opts.cancel.clone();
             tokio::spawn(async move {
@@ -144,15 +140,9 @@ fn open(url: &str, flag: &str, raw_opts: &[String], create_local: bool) -> Resul
     )?)
 }
 
-fn open_pair(
-    src: &str,
-    dst: &str,
-    so: &[String],
-    dopt: &[String],
-    create_dst: bool,
-) -> Result<(Dataset, Dataset)> {
-    let s = open(src, "--src-opt", so, false)?;
-    let d = open(dst, "--dst-opt", dopt, create_dst)?;
+fn open_pair(src: &str, dst: &str, stores: &PairOpts, create_dst: bool) -> Result<(Dataset, Dataset)> {
+    let s = open(src, "--src-opt", &stores.src_opt, false)?.with_follow_symlinks(stores.follow_symlinks)?;
+    let d = open(dst, "--dst-opt", &stores.dst_opt, create_dst)?;
     Ok((s, d))
 }
 

@@ -13,7 +13,6 @@ use std::time::Duration;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
-use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{BackoffConfig, ObjectStore, RetryConfig};
@@ -67,6 +66,9 @@ pub struct Dataset {
     /// A twin of `store` whose PUTs carry a deliberately wrong SHA-256 request checksum, to ask
     /// the server whether it validates checksums (`None`: not an S3 server we need to ask).
     pub(crate) checksum_probe: Option<Arc<dyn ObjectStore>>,
+    /// The same store as `store` for local folders: what their listings left out (symlinks,
+    /// special files, staging leftovers) is read from it.
+    pub(crate) local: Option<crate::local::LocalFolder>,
 }
 
 impl std::fmt::Debug for Dataset {
@@ -213,13 +215,11 @@ impl Dataset {
                     base.pop();
                 }
                 missing.reverse();
-                let store = LocalFileSystem::new_with_prefix(&base)
-                    .map_err(|e| Error::InvalidUrl {
-                        url: display.clone(),
-                        reason: e.to_string(),
-                    })?
-                    .with_automatic_cleanup(true);
-                let store: Arc<dyn ObjectStore> = Arc::new(store);
+                let folder = crate::local::LocalFolder::new(&base, false).map_err(|e| Error::InvalidUrl {
+                    url: display.clone(),
+                    reason: e.to_string(),
+                })?;
+                let store: Arc<dyn ObjectStore> = Arc::new(folder.clone());
                 let root = Path::parse(missing.join("/")).map_err(|e| Error::InvalidUrl {
                     url: display.clone(),
                     reason: e.to_string(),
@@ -232,6 +232,7 @@ impl Dataset {
                     backend: Backend::Local,
                     scope,
                     checksum_probe: None,
+                    local: Some(folder),
                 });
             }
             "memory" => {
@@ -262,6 +263,7 @@ impl Dataset {
             backend,
             scope,
             checksum_probe,
+            local: None,
         })
     }
 
@@ -279,7 +281,25 @@ impl Dataset {
             backend,
             scope: None,
             checksum_probe: None,
+            local: None,
         }
+    }
+
+    /// Follow symlinks when listing this dataset (a local folder; other backends have none).
+    /// Off by default: a source's symlinks are skipped with a warning naming each. Writes and
+    /// deletes never go through a symlink either way.
+    pub fn with_follow_symlinks(mut self, follow: bool) -> Result<Dataset> {
+        if let Some(folder) = &self.local {
+            let folder = folder
+                .with_follow_symlinks(follow)
+                .map_err(|e| Error::InvalidUrl {
+                    url: self.url.clone(),
+                    reason: e.to_string(),
+                })?;
+            self.store = Arc::new(folder.clone());
+            self.local = Some(folder);
+        }
+        Ok(self)
     }
 
     /// The store key of a path relative to the dataset root.

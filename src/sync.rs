@@ -480,7 +480,9 @@ pub async fn sync(src: &Dataset, dst: &Dataset, opts: &SyncOptions) -> Result<Sy
         }
         l.release().await;
     }
-    outcome
+    let mut outcome = outcome?;
+    crate::local::settle_sync_report(&mut outcome.report, src, dst, !opts.dry_run).await;
+    Ok(outcome)
 }
 
 /// Take the destination's lease before the first write, then make sure the manifest is still
