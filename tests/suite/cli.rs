@@ -2,7 +2,6 @@
 //! server: exit codes, the `--report` file, a SIGKILL mid-sync and its resume, and `watch`.
 
 use std::ffi::OsStr;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use shardsync::demo::shard_bytes;
@@ -10,48 +9,9 @@ use shardsync::Dataset;
 use tokio::io::AsyncReadExt;
 
 use crate::backends::{put, snapshot, write_demo, Backend, Env, BUCKET};
-use crate::harness::{assert_manifest_holds, blob_parquet, committed, put_raw, try_get};
-
-/// What a finished run of the binary left behind.
-#[derive(Debug)]
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-fn command<I, S>(args: I) -> tokio::process::Command
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<OsStr>,
-{
-    let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_shardsync"));
-    c.args(args)
-        .env_remove("SHARDSYNC_JOBS")
-        .env_remove("SHARDSYNC_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    c
-}
-
-/// Run the binary to completion (the S3 server keeps serving meanwhile: this awaits).
-async fn shardsync<I, S>(args: I) -> Run
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<OsStr>,
-{
-    let out = tokio::time::timeout(Duration::from_secs(120), command(args).output())
-        .await
-        .expect("shardsync did not finish within 120 s")
-        .expect("run shardsync");
-    Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
+use crate::harness::{
+    assert_manifest_holds, blob_parquet, command, committed, put_raw, shardsync, try_get, Run,
+};
 
 /// `sync`-style arguments for `src` and `dst` on `env`, with the store options of both sides.
 fn pair(env: &Env, cmd: &[&str], src: &str, dst: &str, extra: &[&str]) -> Vec<String> {

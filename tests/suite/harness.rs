@@ -608,3 +608,60 @@ impl MultipartUpload for MeteredUpload {
         self.upload.abort().await
     }
 }
+
+/// What a finished run of the binary left behind.
+#[derive(Debug)]
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn command<I, S>(args: I) -> tokio::process::Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_shardsync"));
+    c.args(args)
+        .env_remove("SHARDSYNC_JOBS")
+        .env_remove("SHARDSYNC_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    c
+}
+
+/// Run the binary to completion (an in-process S3 server keeps serving meanwhile: this awaits);
+/// a hang (e.g. on a FIFO) fails the test after 120 s.
+pub async fn shardsync<I, S>(args: I) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let out = tokio::time::timeout(std::time::Duration::from_secs(120), command(args).output())
+        .await
+        .expect("shardsync did not finish within 120 s")
+        .expect("run shardsync");
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Every key under the dataset root, `_shardsync/` included.
+pub async fn all_keys(ds: &Dataset) -> Vec<String> {
+    use futures::TryStreamExt;
+    let prefix = (!ds.root.as_ref().is_empty()).then_some(&ds.root);
+    let mut keys: Vec<String> = ds
+        .store
+        .list(prefix)
+        .map_ok(|m| m.location.to_string())
+        .try_collect()
+        .await
+        .expect("list");
+    keys.sort();
+    keys
+}

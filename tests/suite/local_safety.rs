@@ -3,57 +3,15 @@
 //! the real binary on real folders and checks the exit code, the message, and what both sides
 //! (and anything a symlink points to) hold afterwards.
 
-use std::ffi::OsStr;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use shardsync::check::{verify_store, CheckOptions};
 use shardsync::Dataset;
 
 use crate::backends::{put, Backend, Env};
-use crate::harness::{blob_parquet, sha256, MIB};
-
-#[derive(Debug)]
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-fn command<I, S>(args: I) -> tokio::process::Command
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<OsStr>,
-{
-    let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_shardsync"));
-    c.args(args)
-        .env_remove("SHARDSYNC_JOBS")
-        .env_remove("SHARDSYNC_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    c
-}
-
-/// Run the binary to completion; a hang (e.g. on a FIFO) fails the test after 120 s.
-async fn shardsync<I, S>(args: I) -> Run
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<OsStr>,
-{
-    let out = tokio::time::timeout(Duration::from_secs(120), command(args).output())
-        .await
-        .expect("shardsync did not finish within 120 s")
-        .expect("run shardsync");
-    Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
+use crate::harness::{blob_parquet, command, sha256, shardsync, MIB};
 
 fn s(p: &Path) -> String {
     p.display().to_string()

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{BackoffConfig, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
 use proptest::prelude::*;
@@ -25,6 +24,7 @@ use tokio::sync::Notify;
 use crate::backends::{get, put, snapshot, write_demo, Backend, Env, BUCKET};
 use crate::check::{run, shardsync};
 use crate::faults::{FaultStore, Hook, Schedule};
+use crate::harness::all_keys;
 
 const ROWS: usize = 100;
 
@@ -52,20 +52,6 @@ fn quick(attempts: u32) -> SyncOptions {
     o.transfer.attempts = attempts;
     o.transfer.backoff = Duration::from_millis(5);
     o
-}
-
-/// Every key under the dataset root, `_shardsync/` included.
-async fn all_keys(ds: &Dataset) -> Vec<String> {
-    let prefix = (!ds.root.as_ref().is_empty()).then_some(&ds.root);
-    let mut keys: Vec<String> = ds
-        .store
-        .list(prefix)
-        .map_ok(|m| m.location.to_string())
-        .try_collect()
-        .await
-        .expect("list");
-    keys.sort();
-    keys
 }
 
 /// A hook that holds the first matching GET until `release` is notified, after notifying

@@ -20,22 +20,7 @@ use shardsync::sync::{sync, SyncOptions};
 use shardsync::{Dataset, Error};
 
 use crate::backends::{put, snapshot, write_demo, Backend, Env};
-use crate::harness::{committed, noise, sha256, try_get};
-
-/// Every key under a dataset root, `_shardsync/` included.
-async fn all_keys(ds: &Dataset) -> Vec<String> {
-    use futures::TryStreamExt;
-    let prefix = (!ds.root.as_ref().is_empty()).then_some(&ds.root);
-    let mut keys: Vec<String> = ds
-        .store
-        .list(prefix)
-        .map_ok(|m| m.location.to_string())
-        .try_collect()
-        .await
-        .unwrap_or_default();
-    keys.sort();
-    keys
-}
+use crate::harness::{all_keys, committed, noise, sha256, shardsync, try_get};
 
 #[tokio::test]
 async fn a_mistyped_source_is_an_error_before_anything_is_written_anywhere() {
@@ -426,15 +411,8 @@ async fn racing_syncs_on_a_store_that_ignores_conditions_never_succeed_with_a_fa
 
 /// Run the binary; returns (exit code, stdout, stderr).
 async fn run(args: &[String]) -> (Option<i32>, String, String) {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_shardsync"))
-        .args(args)
-        .env_remove("SHARDSYNC_JOBS")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await
-        .expect("run shardsync");
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    (out.status.code(), text(&out.stdout), text(&out.stderr))
+    let r = shardsync(args).await;
+    (r.code, r.stdout, r.stderr)
 }
 
 #[tokio::test]
