@@ -239,6 +239,26 @@ fn write_report(path: &Path, report: &Report) -> Result<()> {
     Ok(())
 }
 
+/// The exit code of a command stopped by SIGINT or SIGTERM (128 + SIGINT, as shells report it).
+pub const INTERRUPTED: u8 = 130;
+
+/// Cancel `cancel` on the first SIGINT/SIGTERM, saying so above the bars; exit at once on the
+/// second (what is committed stays true; the next sync takes over the lease and cleans up).
+pub fn cancel_on_signal(cancel: tokio_util::sync::CancellationToken, progress: Progress) {
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        cancel.cancel();
+        progress.println(
+            "shardsync: stopping: no new copies start, copies in flight are abandoned, what is \
+             verified is committed (press Ctrl-C again to quit at once)",
+        );
+        shutdown_signal().await;
+        progress.finish();
+        eprintln!("shardsync: interrupted again: quitting now; the next sync takes over and cleans up");
+        std::process::exit(INTERRUPTED.into());
+    });
+}
+
 pub async fn sync_once(
     src: &Dataset,
     dst: &Dataset,
@@ -247,8 +267,15 @@ pub async fn sync_once(
     quiet: bool,
     json: bool,
 ) -> Result<u8> {
-    let outcome = sync(src, dst, opts).await?;
-    let report = &outcome.report;
+    let result = sync(src, dst, opts).await;
+    opts.progress.finish(); // an interrupted stage may have left its bars
+                            // An incomplete sync (shards failed, or interrupted) is an error to the library's callers;
+                            // here it is a report to print and an exit code.
+    let outcome = match result.or_else(shardsync::Error::into_outcome) {
+        Ok(o) => o,
+        Err(e) => return Err(e.into()),
+    };
+    let (report, plan) = (&outcome.report, &outcome.plan);
     if let Some(p) = report_path {
         write_report(p, report)?;
     }
@@ -256,11 +283,25 @@ pub async fn sync_once(
         outln!("{}", report.to_json());
     } else if !quiet {
         if opts.dry_run {
-            for i in outcome.plan.items.iter().filter(|i| i.state != State::Same) {
+            for i in plan.items.iter().filter(|i| i.state != State::Same) {
                 outln!("  would {:<7} {}", verb(i.state), i.path);
             }
         }
         out!("{}", report.render_text(std::io::stdout().is_terminal()));
+    }
+    if report.interrupted {
+        eprintln!(
+            "shardsync: interrupted: {} shard(s) copied, verified and committed; {} not copied{}; \
+             the same command finishes the job",
+            report.shards_copied,
+            report.shards_not_started,
+            if report.shards_failed > 0 {
+                format!(", {} failed", report.shards_failed)
+            } else {
+                String::new()
+            }
+        );
+        return Ok(INTERRUPTED);
     }
     if report.shards_failed > 0 {
         let names: Vec<_> = report
@@ -283,7 +324,7 @@ pub async fn sync_once(
         );
     }
     if opts.dry_run {
-        let work = outcome.plan.items.iter().any(|i| {
+        let work = plan.items.iter().any(|i| {
             i.state.needs_copy()
                 || (opts.full && i.state == State::Same)
                 || (opts.delete && i.state == State::Extra)
@@ -294,7 +335,7 @@ pub async fn sync_once(
     // right after would say: extras count, since a loader that globs the prefix reads them.
     if !report.consistent {
         if !quiet && !json {
-            let extras = outcome.plan.in_state(State::Extra).count();
+            let extras = plan.in_state(State::Extra).count();
             if extras > 0 && !opts.delete {
                 eprintln!(
                     "shardsync: drift remains: {extras} object(s) at the destination are not in the source \
@@ -410,7 +451,6 @@ pub async fn watch(
     json: bool,
     quiet: bool,
 ) -> Result<u8> {
-    use std::sync::atomic::Ordering;
     let mut cycle = 0u64;
     let mut backoff = Duration::from_secs(1);
     loop {
@@ -418,10 +458,14 @@ pub async fn watch(
         let started = Instant::now();
         let result = sync(src, dst, opts).await;
         let mut wait = interval;
-        match &result {
-            Ok(o) => {
+        // A cycle whose shards failed has a report too: say so and go on at the usual pace.
+        let report = match &result {
+            Ok(o) => Ok(&o.report),
+            Err(e) => e.report().ok_or(e),
+        };
+        match report {
+            Ok(r) => {
                 backoff = Duration::from_secs(1);
-                let r = &o.report;
                 if json {
                     let line = serde_json::json!({
                         "cycle": cycle,
@@ -463,15 +507,16 @@ pub async fn watch(
             }
         }
         let _ = std::io::stdout().flush();
-        if opts.cancel.load(Ordering::SeqCst) || cycles.is_some_and(|c| cycle >= c) {
+        if opts.cancel.is_cancelled() || cycles.is_some_and(|c| cycle >= c) {
             return Ok(0);
         }
-        let deadline = tokio::time::Instant::now() + wait;
-        while tokio::time::Instant::now() < deadline {
-            if opts.cancel.load(Ordering::SeqCst) {
-                return Ok(0);
-            }
-            tokio::time::sleep(Duration::from_millis(100).min(wait)).await;
+        if opts
+            .cancel
+            .run_until_cancelled(tokio::time::sleep(wait))
+            .await
+            .is_none()
+        {
+            return Ok(0);
         }
     }
 }

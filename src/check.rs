@@ -146,7 +146,7 @@ pub async fn check(src: &Dataset, dst: &Dataset, opts: &CheckOptions) -> Result<
         Some(&dst.url),
     );
     let sync_opts = SyncOptions {
-        concurrency: opts.concurrency,
+        concurrency: std::num::NonZeroUsize::new(opts.concurrency).unwrap_or(std::num::NonZeroUsize::MIN),
         verify: if opts.deep {
             VerifyMode::Deep
         } else {

@@ -97,9 +97,19 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    /// The operation was cancelled (Ctrl-C).
-    #[error("interrupted")]
+    /// The operation was cancelled (Ctrl-C) before it wrote anything.
+    #[error("interrupted before anything was written")]
     Interrupted,
+
+    /// A sync ran but does not leave the source's whole dataset: shards failed, or it was
+    /// interrupted. What was verified is committed (the manifest claims nothing else); the
+    /// report says what was and was not done.
+    #[error("{}", incomplete(&outcome.report))]
+    Incomplete { outcome: Box<crate::sync::SyncOutcome> },
+
+    /// The destination holds objects the source does not (extras left without `delete`).
+    #[error("{}: drift remains: {} object(s) not in the source", outcome.report.dst.as_deref().unwrap_or("destination"), outcome.report.findings.iter().filter(|f| f.kind == crate::report::FindingKind::Extra).count())]
+    Drift { outcome: Box<crate::sync::SyncOutcome> },
 
     /// The source lists no objects: almost always a mistyped prefix. Syncing it would make the
     /// destination empty too.
@@ -228,6 +238,46 @@ impl Error {
                 object_store::Error::Generic { .. } | object_store::Error::JoinError { .. }
             ),
             _ => false,
+        }
+    }
+}
+
+fn incomplete(r: &crate::report::Report) -> String {
+    let dst = r.dst.as_deref().unwrap_or("destination");
+    let mut parts = Vec::new();
+    if r.shards_failed > 0 {
+        parts.push(format!("{} shard(s) failed", r.shards_failed));
+    }
+    if r.shards_not_started > 0 {
+        parts.push(format!("{} not copied (interrupted)", r.shards_not_started));
+    }
+    format!(
+        "{dst}: sync incomplete: {}; its manifest claims only the {} shard(s) verified",
+        parts.join(", "),
+        r.shards_total - r.shards_failed - r.shards_not_started
+    )
+}
+
+impl Error {
+    /// The report of a sync that ran but did not finish ([`Error::Incomplete`],
+    /// [`Error::Drift`]).
+    pub fn report(&self) -> Option<&crate::report::Report> {
+        self.outcome().map(|o| &o.report)
+    }
+
+    /// The outcome (report, plan, committed manifest) of a sync that ran but did not finish.
+    pub fn outcome(&self) -> Option<&crate::sync::SyncOutcome> {
+        match self {
+            Error::Incomplete { outcome } | Error::Drift { outcome } => Some(outcome),
+            _ => None,
+        }
+    }
+
+    /// The outcome of a sync that ran but did not finish, taken out of the error.
+    pub fn into_outcome(self) -> Result<crate::sync::SyncOutcome, Error> {
+        match self {
+            Error::Incomplete { outcome } | Error::Drift { outcome } => Ok(*outcome),
+            e => Err(e),
         }
     }
 }

@@ -58,7 +58,8 @@ impl LeaseBody {
     }
 }
 
-/// A held lease; renewed in the background until [`SyncLock::release`].
+/// A held lease; renewed in the background until [`SyncLock::release`], or until dropped (a
+/// dropped `sync()` future): then renewal stops and the lease is removed in the background.
 pub struct SyncLock {
     owner: String,
     dst: Dataset,
@@ -66,6 +67,7 @@ pub struct SyncLock {
     version: Arc<Mutex<UpdateVersion>>,
     lost: Arc<AtomicBool>,
     renew: tokio::task::JoinHandle<()>,
+    released: bool,
 }
 
 impl std::fmt::Debug for SyncLock {
@@ -208,6 +210,7 @@ pub async fn acquire(dst: &Dataset) -> Result<SyncLock> {
         version,
         lost,
         renew,
+        released: false,
     })
 }
 
@@ -218,12 +221,34 @@ impl SyncLock {
     }
 
     /// Stop renewing and remove the lease (unless another sync owns it now).
-    pub async fn release(self) {
+    pub async fn release(mut self) {
+        self.released = true;
         self.renew.abort();
         let _ = self.version.lock().await;
         live_owners().remove(&self.owner);
         if !self.is_lost() {
             let _ = self.dst.store.delete(&self.key).await;
+        }
+    }
+}
+
+impl Drop for SyncLock {
+    fn drop(&mut self) {
+        if self.released {
+            return;
+        }
+        self.renew.abort();
+        live_owners().remove(&self.owner);
+        if self.is_lost() {
+            return;
+        }
+        // Best effort: without a runtime (process exit) the lease is left; on this host a
+        // later sync takes it over at once (its holder is gone), elsewhere when it expires.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let (store, key) = (self.dst.store.clone(), self.key.clone());
+            rt.spawn(async move {
+                let _ = store.delete(&key).await;
+            });
         }
     }
 }

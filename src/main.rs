@@ -3,7 +3,6 @@
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
 
 use anyhow::Result;
 use clap::Parser;
@@ -39,6 +38,10 @@ fn main() -> ExitCode {
     let verbose = cli.verbose > 0;
     match runtime.block_on(run(cli)) {
         Ok(code) => ExitCode::from(code),
+        Err(e) if matches!(e.downcast_ref(), Some(shardsync::Error::Interrupted)) => {
+            eprintln!("shardsync: {e}");
+            ExitCode::from(app::INTERRUPTED)
+        }
         Err(e) => {
             eprintln!("shardsync: error: {}", describe(&e, verbose));
             ExitCode::from(2)
@@ -101,6 +104,7 @@ async fn run(cli: Cli) -> Result<u8> {
         Command::Sync(a) => {
             let (src, dst) = open_pair(&a.src, &a.dst, &a.stores, true)?;
             let opts = app::sync_options(&a, progress());
+            app::cancel_on_signal(opts.cancel.clone(), opts.progress.clone());
             app::sync_once(&src, &dst, &opts, a.report.as_deref(), quiet, a.json).await
         }
         Command::Check(a) => {
@@ -118,7 +122,7 @@ async fn run(cli: Cli) -> Result<u8> {
             let cancel = opts.cancel.clone();
             tokio::spawn(async move {
                 app::shutdown_signal().await;
-                cancel.store(true, Ordering::SeqCst);
+                cancel.cancel();
             });
             app::watch(&src, &dst, &opts, a.interval, a.cycles, a.sync.json, quiet).await
         }

@@ -124,6 +124,12 @@ pub struct Report {
     pub shards_skipped: u64,
     pub shards_deleted: u64,
     pub shards_failed: u64,
+    /// Shards a sync did not copy because it was interrupted (Ctrl-C).
+    #[serde(default)]
+    pub shards_not_started: u64,
+    /// The sync was interrupted before it copied everything it planned to.
+    #[serde(default)]
+    pub interrupted: bool,
     pub bytes_total: u64,
     pub bytes_copied: u64,
     pub bytes_skipped: u64,
@@ -168,6 +174,8 @@ impl Report {
             shards_skipped: 0,
             shards_deleted: 0,
             shards_failed: 0,
+            shards_not_started: 0,
+            interrupted: false,
             bytes_total: 0,
             bytes_copied: 0,
             bytes_skipped: 0,
@@ -222,6 +230,14 @@ fn bytes(n: u64) -> String {
 }
 
 impl Report {
+    fn not_copied_note(&self) -> String {
+        if self.shards_not_started > 0 {
+            format!(", {} not copied (interrupted)", self.shards_not_started)
+        } else {
+            String::new()
+        }
+    }
+
     /// A compact table for a terminal. `color` adds ANSI colour (use only on a TTY).
     pub fn render_text(&self, color: bool) -> String {
         use std::fmt::Write;
@@ -234,6 +250,11 @@ impl Report {
         };
         let status = if self.consistent {
             paint("1;32", "CONSISTENT")
+        } else if self.interrupted {
+            paint(
+                "1;31",
+                &format!("INTERRUPTED ({} not copied)", self.shards_not_started),
+            )
         } else if self.shards_failed > 0 {
             paint("1;31", &format!("FAILED ({} shard(s))", self.shards_failed))
         } else {
@@ -248,12 +269,13 @@ impl Report {
         let _ = writeln!(o, "shardsync {} ({})  {sides}  {status}", self.command, self.mode);
         let _ = writeln!(
             o,
-            "  shards   {} total, {} copied, {} skipped, {} deleted, {} failed",
+            "  shards   {} total, {} copied, {} skipped, {} deleted, {} failed{}",
             self.shards_total,
             self.shards_copied,
             self.shards_skipped,
             self.shards_deleted,
-            self.shards_failed
+            self.shards_failed,
+            self.not_copied_note()
         );
         let _ = writeln!(
             o,
@@ -322,12 +344,13 @@ impl Report {
         let _ = writeln!(o, "| mode | {} |", self.mode);
         let _ = writeln!(
             o,
-            "| shards | {} total, {} copied, {} skipped, {} deleted, {} failed |",
+            "| shards | {} total, {} copied, {} skipped, {} deleted, {} failed{} |",
             self.shards_total,
             self.shards_copied,
             self.shards_skipped,
             self.shards_deleted,
-            self.shards_failed
+            self.shards_failed,
+            self.not_copied_note()
         );
         let _ = writeln!(
             o,

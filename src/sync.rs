@@ -11,11 +11,11 @@
 //! copied, so each source byte is read once; the refreshed source manifest is written back.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::num::NonZeroUsize;
 
 use futures::StreamExt;
 use object_store::ObjectStoreExt;
+use tokio_util::sync::CancellationToken;
 
 use crate::commit::{self, CommitProtection, Expected};
 use crate::diff::{diff, Plan, PlanItem, SourceObject, State};
@@ -43,14 +43,17 @@ pub struct SyncOptions {
     /// Plan only; copy and commit nothing.
     pub dry_run: bool,
     /// Objects copied (or hashed, or proven) at once.
-    pub concurrency: usize,
+    pub concurrency: NonZeroUsize,
     pub verify: VerifyMode,
     pub transfer: TransferOptions,
     /// Write the refreshed source manifest back to the source.
     pub write_source_manifest: bool,
     pub progress: Progress,
-    /// When set, no new copy starts; in-flight ones finish and are committed.
-    pub cancel: Arc<AtomicBool>,
+    /// When cancelled (Ctrl-C), no new copy starts, copies in flight stop reading (a multipart
+    /// upload is aborted), what was verified is committed, and [`sync`] returns
+    /// [`Error::Incomplete`] with `interrupted` set. Before the first write, it returns
+    /// [`Error::Interrupted`] and writes nothing.
+    pub cancel: CancellationToken,
     /// Accept a source that lists no objects (by default an error: a mistyped prefix).
     pub allow_empty_source: bool,
     /// Most extras `delete` may remove; `None` means [`DeleteLimit::DEFAULT`] (half).
@@ -68,12 +71,12 @@ impl Default for SyncOptions {
             full: false,
             delete: false,
             dry_run: false,
-            concurrency: 16,
+            concurrency: NonZeroUsize::new(16).expect("16 is not zero"),
             verify: VerifyMode::Size,
             transfer: TransferOptions::default(),
             write_source_manifest: true,
             progress: Progress::hidden(),
-            cancel: Arc::new(AtomicBool::new(false)),
+            cancel: CancellationToken::new(),
             allow_empty_source: false,
             max_delete: None,
             strict: false,
@@ -95,8 +98,14 @@ impl SyncOptions {
         self.dry_run = dry_run;
         self
     }
+    /// Objects copied at once (0 is taken as 1).
     pub fn with_concurrency(mut self, n: usize) -> Self {
-        self.concurrency = n.max(1);
+        self.concurrency = NonZeroUsize::new(n).unwrap_or(NonZeroUsize::MIN);
+        self
+    }
+    /// The token that interrupts this sync (see [`SyncOptions::cancel`]).
+    pub fn with_cancel(mut self, cancel: CancellationToken) -> Self {
+        self.cancel = cancel;
         self
     }
     pub fn with_verify(mut self, mode: VerifyMode) -> Self {
@@ -135,7 +144,9 @@ impl SyncOptions {
     }
 }
 
-/// The result of a sync: the report (always) and the plan it acted on.
+/// The result of a sync that copied everything it planned to: the report and the plan it
+/// acted on. The destination may still hold extras (`report.consistent` is then false);
+/// [`SyncOutcome::into_consistent`] turns that into an error too.
 #[derive(Debug)]
 pub struct SyncOutcome {
     pub report: Report,
@@ -148,6 +159,18 @@ impl SyncOutcome {
     /// True when any shard failed (the sync should exit 2).
     pub fn failed(&self) -> bool {
         self.report.shards_failed > 0
+    }
+
+    /// `Ok` only when the destination now holds exactly the source's dataset (what `check`
+    /// would say): extras left without `delete` are [`Error::Drift`].
+    pub fn into_consistent(self) -> Result<SyncOutcome> {
+        if self.report.consistent {
+            Ok(self)
+        } else {
+            Err(Error::Drift {
+                outcome: Box::new(self),
+            })
+        }
     }
 }
 
@@ -258,7 +281,7 @@ async fn prepare_inner(
     let src_hashed = must_hash.len();
     if !must_hash.is_empty() {
         let b = BuildOptions {
-            concurrency: opts.concurrency,
+            concurrency: opts.concurrency.get(),
             progress: opts.progress.clone(),
         };
         let built = build_from_listing(src, &must_hash, None, &b).await?;
@@ -343,7 +366,7 @@ async fn prove(dst: &Dataset, plan: &mut Plan, opts: &SyncOptions) -> Result<()>
                 (n, r)
             }
         })
-        .buffer_unordered(opts.concurrency)
+        .buffer_unordered(opts.concurrency.get())
         .collect()
         .await;
     opts.progress.finish();
@@ -482,6 +505,12 @@ pub async fn sync(src: &Dataset, dst: &Dataset, opts: &SyncOptions) -> Result<Sy
     }
     let mut outcome = outcome?;
     crate::local::settle_sync_report(&mut outcome.report, src, dst, !opts.dry_run).await;
+    if outcome.failed() || outcome.report.interrupted {
+        // A caller that writes `sync(..).await?; train()` must not train on a partial dataset.
+        return Err(Error::Incomplete {
+            outcome: Box::new(outcome),
+        });
+    }
     Ok(outcome)
 }
 
@@ -532,14 +561,17 @@ async fn sync_under_lease(
         dst_stored,
         warnings,
         ..
-    } = prepare_inner(
-        src,
-        dst,
-        opts,
-        false,
-        !opts.dry_run && opts.verify == VerifyMode::Size,
-    )
-    .await?;
+    } = opts
+        .cancel
+        .run_until_cancelled(prepare_inner(
+            src,
+            dst,
+            opts,
+            false,
+            !opts.dry_run && opts.verify == VerifyMode::Size,
+        ))
+        .await
+        .ok_or(Error::Interrupted)??;
     report.warnings.extend(warnings);
     let before = inconsistency(&plan);
     report.inconsistency_before = Some(before);
@@ -589,6 +621,9 @@ async fn sync_under_lease(
         });
     }
 
+    if opts.cancel.is_cancelled() {
+        return Err(Error::Interrupted); // nothing written yet
+    }
     // Interim commit: stop claiming entries we are about to overwrite or that no longer hold.
     let mut expected: Expected = dst_stored.as_ref().map(|s| s.version.clone());
     if let Some(stored) = &dst_stored {
@@ -624,7 +659,8 @@ async fn sync_under_lease(
     if !copy_idx.is_empty() {
         ensure_lease(dst, lease, &expected).await?;
     }
-    let copy_opts = copy_proof_options(dst, &copy_idx, opts, &mut report).await?;
+    let mut copy_opts = copy_proof_options(dst, &copy_idx, opts, &mut report).await?;
+    copy_opts.transfer.cancel = opts.cancel.clone();
     let opts = &copy_opts;
     let copy_bytes: u64 = copy_idx
         .iter()
@@ -656,7 +692,7 @@ async fn sync_under_lease(
             let item_entry = plan.items[n].src.as_ref().and_then(|s| s.entry.clone());
             let src_stat = plan.items[n].src.as_ref().map(|s| s.stat.clone());
             async move {
-                if opts.cancel.load(Ordering::Relaxed) {
+                if opts.cancel.is_cancelled() {
                     return (n, None);
                 }
                 let r = copy_and_verify(src, dst, &job, item_entry, src_stat, opts).await;
@@ -664,7 +700,7 @@ async fn sync_under_lease(
                 (n, Some(r))
             }
         })
-        .buffer_unordered(opts.concurrency)
+        .buffer_unordered(opts.concurrency.get())
         .collect()
         .await;
     opts.progress.finish();
@@ -682,7 +718,7 @@ async fn sync_under_lease(
     let mut not_started = 0usize;
     for (n, r) in results {
         match r {
-            None => not_started += 1,
+            None | Some(Err(Error::Interrupted)) => not_started += 1,
             Some(Ok(Landed::AlreadyThere)) => {
                 // Same bytes on both sides after all: the destination's proven entry stands.
                 let item = &mut plan.items[n];
@@ -720,9 +756,11 @@ async fn sync_under_lease(
         strict_parquet_same(&plan, &mut report, &mut failures);
     }
     report.shards_failed = failures.len() as u64;
+    report.shards_not_started = not_started as u64;
     if not_started > 0 {
+        report.interrupted = true;
         report.warnings.push(format!(
-            "interrupted: {not_started} shard(s) not started; the next sync copies them"
+            "interrupted: {not_started} shard(s) not copied; the next sync copies them"
         ));
     }
 
@@ -812,7 +850,7 @@ async fn sync_under_lease(
                     .await
                     .map_err(|e| Error::store(p.clone(), "delete", e))
             })
-            .buffer_unordered(opts.concurrency)
+            .buffer_unordered(opts.concurrency.get())
             .collect()
             .await;
         for d in deleted {
@@ -944,7 +982,7 @@ async fn confirm_in_listing(
                 (k, landed)
             }
         })
-        .buffer_unordered(opts.concurrency)
+        .buffer_unordered(opts.concurrency.get())
         .collect()
         .await;
     for (k, checked) in checked {

@@ -25,6 +25,7 @@ use object_store::{
     PutPayload, PutResult, WriteMultipart,
 };
 use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
 use crate::hash::{Hashed, StreamHasher};
@@ -59,6 +60,9 @@ pub struct TransferOptions {
     /// Bytes all copies together may hold in memory; a copy reserves what it can buffer
     /// (its size, or `(parts_in_flight + 1) × part_size`) before it starts reading.
     pub memory: Arc<MemoryBudget>,
+    /// When cancelled, copies stop reading: nothing unverified is written, a multipart upload
+    /// in flight is aborted, and the copy ends with [`Error::Interrupted`].
+    pub cancel: CancellationToken,
 }
 
 /// A shared budget of buffered bytes, so memory stays bounded whatever `-j` is.
@@ -109,6 +113,7 @@ impl Default for TransferOptions {
             attempts: 4,
             backoff: Duration::from_millis(200),
             memory: MemoryBudget::new(DEFAULT_MEMORY_BUDGET),
+            cancel: CancellationToken::new(),
         }
     }
 }
@@ -188,7 +193,11 @@ async fn copy_once(
     } else {
         (opts.parts_in_flight.max(1) + 1) * opts.part_size
     };
-    let _reserved = opts.memory.reserve(buffered).await;
+    let _reserved = opts
+        .cancel
+        .run_until_cancelled(opts.memory.reserve(buffered))
+        .await
+        .ok_or(Error::Interrupted)?;
     let get_opts = GetOptions {
         if_match: job
             .src_etag
@@ -196,10 +205,11 @@ async fn copy_once(
             .filter(|_| src.backend != crate::store::Backend::Memory),
         ..Default::default()
     };
-    let res = src
-        .store
-        .get_opts(&src.key(path), get_opts)
+    let res = opts
+        .cancel
+        .run_until_cancelled(src.store.get_opts(&src.key(path), get_opts))
         .await
+        .ok_or(Error::Interrupted)?
         .map_err(|e| source_read_error(path, e))?;
     if res.meta.size != job.size {
         return Err(Error::SourceChanged {
@@ -215,7 +225,7 @@ async fn copy_once(
         // one buffer of exactly the reserved size (the object's), allocated once: what the
         // budget accounts for is what is held, and the PUT body is one contiguous slice.
         let mut body = BytesMut::with_capacity(buffered);
-        while let Some(chunk) = stream.next().await {
+        while let Some(chunk) = next_chunk(&mut stream, &opts.cancel).await? {
             let chunk = chunk.map_err(|e| Error::store(path, "read", e))?;
             if body.len() + chunk.len() > buffered {
                 // Longer than listed: fail as the size check would, without growing the buffer.
@@ -271,7 +281,7 @@ async fn copy_once(
         .map_err(|e| Error::store(path, "start multipart upload", e))?;
     let mut writer = WriteMultipart::new_with_chunk_size(upload, opts.part_size);
     let result: Result<()> = async {
-        while let Some(chunk) = stream.next().await {
+        while let Some(chunk) = next_chunk(&mut stream, &opts.cancel).await? {
             let mut chunk = chunk.map_err(|e| Error::store(path, "read", e))?;
             hasher.update(&chunk);
             *moved += chunk.len() as u64;
@@ -281,10 +291,12 @@ async fn copy_once(
             // more than `parts_in_flight` parts are ever uploading.
             while !chunk.is_empty() {
                 let piece = chunk.split_to(chunk.len().min(opts.part_size));
-                writer
-                    .wait_for_capacity(opts.parts_in_flight.max(1))
-                    .await
-                    .map_err(|e| Error::store(path, "upload part", e))?;
+                tokio::select! {
+                    r = writer.wait_for_capacity(opts.parts_in_flight.max(1)) => {
+                        r.map_err(|e| Error::store(path, "upload part", e))?
+                    }
+                    _ = opts.cancel.cancelled() => return Err(Error::Interrupted),
+                }
                 writer.put(piece);
             }
         }
@@ -305,6 +317,18 @@ async fn copy_once(
         .await
         .map_err(|e| Error::store(path, "complete multipart upload", e))?;
     Ok((hashed, Some(put)))
+}
+
+/// The next chunk of a source stream, or [`Error::Interrupted`] as soon as `cancel` fires.
+async fn next_chunk<S: futures::Stream + Unpin>(
+    stream: &mut S,
+    cancel: &CancellationToken,
+) -> Result<Option<S::Item>> {
+    tokio::select! {
+        biased;
+        _ = cancel.cancelled() => Err(Error::Interrupted),
+        c = stream.next() => Ok(c),
+    }
 }
 
 /// The streamed bytes must be the planned size and hash.

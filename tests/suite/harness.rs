@@ -665,3 +665,33 @@ pub async fn all_keys(ds: &Dataset) -> Vec<String> {
     keys.sort();
     keys
 }
+
+/// A sync that copies what it can: its outcome whether it finished (`Ok`) or left shards
+/// behind (`Error::Incomplete`); any other error fails the test.
+pub async fn sync_outcome(
+    src: &Dataset,
+    dst: &Dataset,
+    opts: &shardsync::sync::SyncOptions,
+) -> shardsync::sync::SyncOutcome {
+    shardsync::sync::sync(src, dst, opts)
+        .await
+        .or_else(shardsync::Error::into_outcome)
+        .unwrap_or_else(|e| panic!("sync {} -> {}: {e}", src.url, dst.url))
+}
+
+/// A sync that must end incomplete (shards failed or not copied): the library says so with
+/// `Error::Incomplete`, whose outcome this returns.
+pub async fn sync_incomplete(
+    src: &Dataset,
+    dst: &Dataset,
+    opts: &shardsync::sync::SyncOptions,
+) -> shardsync::sync::SyncOutcome {
+    match shardsync::sync::sync(src, dst, opts).await {
+        Err(shardsync::Error::Incomplete { outcome }) => *outcome,
+        Ok(o) => panic!(
+            "sync {} -> {} finished although it should not: {:?}",
+            src.url, dst.url, o.report
+        ),
+        Err(e) => panic!("sync {} -> {}: {e}", src.url, dst.url),
+    }
+}

@@ -10,6 +10,7 @@ mod cli;
 mod faults;
 mod harness;
 mod input;
+mod interrupt;
 mod local_safety;
 mod manifest_build;
 mod parquet_corpus;
