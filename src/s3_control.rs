@@ -489,8 +489,13 @@ pub async fn abort_left_over_uploads(ds: &Dataset, before: DateTime<Utc>) -> Opt
     if stale.is_empty() {
         return None;
     }
-    let results: Vec<Result<bool, ControlError>> = futures::stream::iter(&stale)
+    // Futures collected first, not a lazy `map` over `&PendingUpload`: that closure would
+    // make the sync future not provably `Send` (see `sync::sync`).
+    let aborts: Vec<_> = stale
+        .iter()
         .map(|u| control.abort_upload(&u.key, &u.upload_id))
+        .collect();
+    let results: Vec<Result<bool, ControlError>> = futures::stream::iter(aborts)
         .buffer_unordered(ABORT_CONCURRENCY)
         .collect()
         .await;
