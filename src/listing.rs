@@ -11,12 +11,15 @@
 //!   makes them fatal.
 //! - A key object_store cannot represent at all (`a//b`, a `.` or `..` segment on S3, GCS or
 //!   Azure; a file name with an ASCII control character in a local folder) ends object_store's
-//!   listing there: S3 loses the whole page, and a local walk stops. So it is fatal, naming the
-//!   key, since syncing a partial listing would copy (and with `--delete` prune to) a partial
-//!   dataset.
+//!   listing there: S3 loses the whole page, and a local walk stops. On S3 the dataset is then
+//!   listed again with a raw ListObjectsV2 ([`crate::s3_control`]), which yields the same
+//!   `ObjectMeta` object_store would for every other key, and the unrepresentable keys join
+//!   [`Listing::skipped`]. Elsewhere it is fatal, naming the key, since syncing a partial
+//!   listing would copy (and with `--delete` prune to) a partial dataset.
 
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStoreExt};
 
 use crate::display::escape_controls;
@@ -125,24 +128,8 @@ pub async fn list_dataset(ds: &Dataset) -> Result<Listing> {
         Some(&ds.root)
     };
     let mut listing = Listing::default();
-    let mut stream = ds.store.list(prefix);
-    let mut metas: Vec<ObjectMeta> = Vec::new();
-    while let Some(item) = stream.next().await {
-        match item {
-            Ok(m) => metas.push(m),
-            Err(object_store::Error::InvalidPath { source }) => {
-                let (key, reason) = unrepresentable(ds, &source);
-                return Err(Error::InvalidShardPath {
-                    path: key,
-                    reason: format!(
-                        "{reason}: object_store cannot represent this key and stops listing at \
-                         it, so nothing was done; rename or remove it, or use a prefix without it"
-                    ),
-                });
-            }
-            Err(e) => return Err(Error::store(ds.url.clone(), "list", e)),
-        }
-    }
+    let (metas, unrepresentable) = list_metas(ds, prefix).await?;
+    listing.skipped = unrepresentable;
     for m in &metas {
         let Some(stat) = ObjectStat::from_meta(ds, m) else {
             continue;
@@ -169,6 +156,83 @@ pub async fn list_dataset(ds: &Dataset) -> Result<Listing> {
     }
     listing.skipped.sort_by(|a, b| a.key.cmp(&b.key));
     Ok(listing)
+}
+
+/// Everything under the root as object_store lists it; on S3, when object_store stops at a key
+/// it cannot represent, everything as a raw listing sees it, with those keys set aside.
+async fn list_metas(ds: &Dataset, prefix: Option<&Path>) -> Result<(Vec<ObjectMeta>, Vec<SkippedKey>)> {
+    let mut stream = ds.store.list(prefix);
+    let mut metas: Vec<ObjectMeta> = Vec::new();
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(m) => metas.push(m),
+            Err(object_store::Error::InvalidPath { source }) => {
+                let (key, reason) = unrepresentable(ds, &source);
+                let Some(control) = ds.s3_control.as_deref() else {
+                    let only_s3 = if matches!(ds.backend, Backend::Gcs | Backend::Azure) {
+                        " (shardsync lists around such keys on S3 only)"
+                    } else {
+                        ""
+                    };
+                    return Err(Error::InvalidShardPath {
+                        path: key,
+                        reason: format!(
+                            "{reason}: object_store cannot represent this key and stops listing at \
+                             it, so nothing was done{only_s3}; rename or remove it, or use a prefix \
+                             without it"
+                        ),
+                    });
+                };
+                drop(stream);
+                tracing::info!(
+                    "{}: object_store cannot represent {:?}; listing again with raw ListObjectsV2",
+                    ds.url,
+                    key
+                );
+                return list_raw(ds, control).await;
+            }
+            Err(e) => return Err(Error::store(ds.url.clone(), "list", e)),
+        }
+    }
+    Ok((metas, Vec::new()))
+}
+
+/// The raw listing: representable keys become the `ObjectMeta` object_store would make
+/// (`Path::parse` of the key, size, last-modified and ETag as sent), the others skipped keys.
+async fn list_raw(
+    ds: &Dataset,
+    control: &crate::s3_control::S3Control,
+) -> Result<(Vec<ObjectMeta>, Vec<SkippedKey>)> {
+    let root = ds.root.as_ref();
+    let prefix = if root.is_empty() {
+        String::new()
+    } else {
+        format!("{root}/")
+    };
+    let raw = control
+        .list_objects(&prefix)
+        .await
+        .map_err(|e| Error::store(ds.url.clone(), "list", e.into()))?;
+    let mut metas = Vec::with_capacity(raw.len());
+    let mut skipped = Vec::new();
+    for o in raw {
+        match Path::parse(&o.key) {
+            Ok(location) => metas.push(ObjectMeta {
+                location,
+                last_modified: o.last_modified,
+                size: o.size,
+                e_tag: o.e_tag,
+                version: None,
+            }),
+            Err(e) => {
+                let (key, reason) = unrepresentable(ds, &e);
+                if !is_meta_path(&key) {
+                    skipped.push(SkippedKey { key, reason });
+                }
+            }
+        }
+    }
+    Ok((metas, skipped))
 }
 
 /// The key (relative to the root when it is under it) and the reason of a path object_store

@@ -8,6 +8,10 @@
 //! is renewed every [`LEASE`]/3; a holder that died (lease expired, or on this host a pid that
 //! no longer runs — e.g. a SIGKILLed sync) is taken over with a compare-and-swap, so a resume
 //! does not wait. On servers that ignore conditions (see `commit`) the lease is best effort.
+//!
+//! Taking the lease also clears what an earlier holder left behind on S3: incomplete multipart
+//! uploads under the dataset root, initiated before the lease was taken, are aborted
+//! ([`crate::s3_control::abort_left_over_uploads`]) and the count is one of [`SyncLock::warnings`].
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -68,6 +72,7 @@ pub struct SyncLock {
     lost: Arc<AtomicBool>,
     renew: tokio::task::JoinHandle<()>,
     released: bool,
+    warnings: Vec<String>,
 }
 
 impl std::fmt::Debug for SyncLock {
@@ -203,7 +208,7 @@ pub async fn acquire(dst: &Dataset) -> Result<SyncLock> {
             }
         })
     };
-    Ok(SyncLock {
+    let mut lock = SyncLock {
         owner,
         dst: dst.clone(),
         key,
@@ -211,13 +216,22 @@ pub async fn acquire(dst: &Dataset) -> Result<SyncLock> {
         lost,
         renew,
         released: false,
-    })
+        warnings: Vec::new(),
+    };
+    lock.warnings
+        .extend(crate::s3_control::abort_left_over_uploads(dst, now).await);
+    Ok(lock)
 }
 
 impl SyncLock {
     /// Whether another writer took the lease from us (we were stalled past its expiry).
     pub fn is_lost(&self) -> bool {
         self.lost.load(Ordering::SeqCst)
+    }
+
+    /// What taking the lease found and did that the report should say (aborted uploads).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// Stop renewing and remove the lease (unless another sync owns it now).

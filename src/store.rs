@@ -15,7 +15,7 @@ use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::memory::InMemory;
 use object_store::path::Path;
-use object_store::{BackoffConfig, ObjectStore, RetryConfig};
+use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
 
 use crate::error::{Error, Result};
 pub use crate::store_options::parse_options_from;
@@ -69,6 +69,8 @@ pub struct Dataset {
     /// The same store as `store` for local folders: what their listings left out (symlinks,
     /// special files, staging leftovers) is read from it.
     pub(crate) local: Option<crate::local::LocalFolder>,
+    /// Raw S3 requests object_store does not make (S3 datasets opened from a URL only).
+    pub(crate) s3_control: Option<Arc<crate::s3_control::S3Control>>,
 }
 
 impl std::fmt::Debug for Dataset {
@@ -103,6 +105,7 @@ impl Dataset {
             reason: reason.to_string(),
         };
         let mut checksum_probe = None;
+        let mut s3_control = None;
         let (store, backend, namespace): (Arc<dyn ObjectStore>, Backend, String) = match scheme.as_str() {
             "s3" | "s3a" => {
                 let settings = resolve("s3", "AWS_", &[], &opts.options, s3_group, S3_UNKNOWN)?;
@@ -147,6 +150,13 @@ impl Dataset {
                 let store = build_naming_culprit("s3", &display, &settings, |subset| {
                     s3_builder(subset, Default::default(), true).build()
                 })?;
+                s3_control = crate::s3_control::S3Control::for_store(
+                    &b,
+                    parsed.host_str().unwrap_or_default(),
+                    &s3_client_options(&all),
+                    &store,
+                )
+                .map(Arc::new);
                 (Arc::new(store), Backend::S3, namespace)
             }
             "gs" => {
@@ -233,6 +243,7 @@ impl Dataset {
                     scope,
                     checksum_probe: None,
                     local: Some(folder),
+                    s3_control: None,
                 });
             }
             "memory" => {
@@ -264,6 +275,7 @@ impl Dataset {
             scope,
             checksum_probe,
             local: None,
+            s3_control,
         })
     }
 
@@ -282,6 +294,7 @@ impl Dataset {
             scope: None,
             checksum_probe: None,
             local: None,
+            s3_control: None,
         }
     }
 
@@ -354,6 +367,18 @@ fn retry_config() -> RetryConfig {
         max_retries: 6,
         retry_timeout: Duration::from_secs(120),
     }
+}
+
+/// The client options `s3_builder` gives the store (the `Client` keys in the same order,
+/// around the same defaults), for the raw S3 client.
+fn s3_client_options(settings: &[&Setting<AmazonS3ConfigKey>]) -> ClientOptions {
+    let client_key = |o: ClientOptions, k: AmazonS3ConfigKey, v: &str| match k {
+        AmazonS3ConfigKey::Client(c) => o.with_config(c, v),
+        _ => o,
+    };
+    let o = apply(ClientOptions::new(), settings, false, client_key);
+    let o = with_default_timeouts(o, |o, k, v| o.with_config(k, v));
+    apply(o, settings, true, client_key)
 }
 
 /// Bounded connect time so an unreachable endpoint fails in seconds, not minutes.

@@ -482,6 +482,7 @@ pub async fn sync(src: &Dataset, dst: &Dataset, opts: &SyncOptions) -> Result<Sy
     check_overlap(src, dst)?;
     let mut lease = None;
     let outcome = sync_under_lease(src, dst, opts, &mut lease).await;
+    let lease_warnings = lease.as_ref().map(|l| l.warnings().to_vec()).unwrap_or_default();
     if let Some(l) = lease {
         if outcome.is_err() {
             // This sync may have written shards. Where the lease is not enforced another sync
@@ -504,6 +505,7 @@ pub async fn sync(src: &Dataset, dst: &Dataset, opts: &SyncOptions) -> Result<Sy
         l.release().await;
     }
     let mut outcome = outcome?;
+    outcome.report.warnings.extend(lease_warnings);
     crate::local::settle_sync_report(&mut outcome.report, src, dst, !opts.dry_run).await;
     if outcome.failed() || outcome.report.interrupted {
         // A caller that writes `sync(..).await?; train()` must not train on a partial dataset.

@@ -16,6 +16,7 @@ mod manifest_build;
 mod parquet_corpus;
 mod regressions;
 mod robustness;
+mod s3_control;
 mod safety;
 mod smoke;
 mod sync;
