@@ -247,7 +247,24 @@ pub async fn sync_once(
     quiet: bool,
     json: bool,
 ) -> Result<u8> {
-    let outcome = sync(src, dst, opts).await?;
+    let started = Report::new("sync", sync_mode(opts), Some(&src.url), Some(&dst.url));
+    let outcome = match sync(src, dst, opts).await {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            // Failed as a whole: the report and the JSON still say so, then the error is the
+            // exit code (2) and the one line on stderr.
+            let report = started.failed(&e);
+            if let Some(p) = report_path {
+                if let Err(w) = write_report(p, &report) {
+                    eprintln!("shardsync: warning: {w:#}");
+                }
+            }
+            if json {
+                outln!("{}", report.to_json());
+            }
+            return Err(e.into());
+        }
+    };
     let report = &outcome.report;
     if let Some(p) = report_path {
         write_report(p, report)?;
@@ -307,6 +324,16 @@ pub async fn sync_once(
         return Ok(1);
     }
     Ok(0)
+}
+
+fn sync_mode(opts: &SyncOptions) -> &'static str {
+    if opts.dry_run {
+        "dry-run"
+    } else if opts.full {
+        "full"
+    } else {
+        "incremental"
+    }
 }
 
 fn verb(s: State) -> &'static str {

@@ -26,6 +26,7 @@ pub mod lock;
 pub mod manifest;
 pub mod progress;
 pub mod report;
+pub mod retry;
 pub mod safety;
 pub mod store;
 mod store_options;
