@@ -267,13 +267,27 @@ pub async fn sync_once(
     quiet: bool,
     json: bool,
 ) -> Result<u8> {
+    let started = Report::new("sync", sync_mode(opts), Some(&src.url), Some(&dst.url));
     let result = sync(src, dst, opts).await;
     opts.progress.finish(); // an interrupted stage may have left its bars
                             // An incomplete sync (shards failed, or interrupted) is an error to the library's callers;
                             // here it is a report to print and an exit code.
     let outcome = match result.or_else(shardsync::Error::into_outcome) {
         Ok(o) => o,
-        Err(e) => return Err(e.into()),
+        Err(e) => {
+            // Failed as a whole: the report and the JSON still say so, then the error is the
+            // exit code (2) and the one line on stderr.
+            let report = started.failed(&e);
+            if let Some(p) = report_path {
+                if let Err(w) = write_report(p, &report) {
+                    eprintln!("shardsync: warning: {w:#}");
+                }
+            }
+            if json {
+                outln!("{}", report.to_json());
+            }
+            return Err(e.into());
+        }
     };
     let (report, plan) = (&outcome.report, &outcome.plan);
     if let Some(p) = report_path {
@@ -348,6 +362,16 @@ pub async fn sync_once(
         return Ok(1);
     }
     Ok(0)
+}
+
+fn sync_mode(opts: &SyncOptions) -> &'static str {
+    if opts.dry_run {
+        "dry-run"
+    } else if opts.full {
+        "full"
+    } else {
+        "incremental"
+    }
 }
 
 fn verb(s: State) -> &'static str {

@@ -26,6 +26,7 @@ use crate::error::{Error, Result};
 use crate::listing::{list_dataset, ObjectStat};
 use crate::manifest::build::entry_matches_stat;
 use crate::manifest::Manifest;
+use crate::retry::{retry, RetryPolicy};
 use crate::store::{Backend, Dataset, MANIFEST_KEY, META_DIR};
 
 /// What protects the commit against a concurrent writer on this destination.
@@ -60,22 +61,33 @@ pub async fn probe_protection(dst: &Dataset) -> Result<CommitProtection> {
     }
     let rel = format!("{META_DIR}/probe-{:016x}", rand::random::<u64>());
     let key = dst.key(&rel);
-    let create = || PutOptions::from(PutMode::Create);
-    dst.store
-        .put_opts(&key, PutPayload::from_static(b"probe"), create())
-        .await
-        .map_err(|e| Error::store(rel.clone(), "probe conditional write", e))?;
-    let second = dst
-        .store
-        .put_opts(&key, PutPayload::from_static(b"probe"), create())
-        .await;
+    let policy = RetryPolicy::control_plane();
+    // Both writes may be sent again (by object_store or here) after an answer was lost; the
+    // key is random, so "already exists" on the first can only be our own write.
+    let create = || {
+        retry(&policy, "probe conditional write", |_| async {
+            match dst
+                .store
+                .put_opts(
+                    &key,
+                    PutPayload::from_static(b"probe"),
+                    PutOptions::from(PutMode::Create),
+                )
+                .await
+            {
+                Ok(_) => Ok(true),
+                Err(object_store::Error::AlreadyExists { .. })
+                | Err(object_store::Error::Precondition { .. }) => Ok(false),
+                Err(e) => Err(Error::store(rel.clone(), "probe conditional write", e)),
+            }
+        })
+    };
+    create().await?;
+    let second = create().await;
     let _ = dst.store.delete(&key).await;
-    match second {
-        Err(object_store::Error::AlreadyExists { .. }) | Err(object_store::Error::Precondition { .. }) => {
-            Ok(CommitProtection::Enforced)
-        }
-        Ok(_) => Ok(CommitProtection::NotEnforced),
-        Err(e) => Err(Error::store(rel, "probe conditional write", e)),
+    match second? {
+        false => Ok(CommitProtection::Enforced),
+        true => Ok(CommitProtection::NotEnforced),
     }
 }
 
@@ -103,6 +115,14 @@ pub type Expected = Option<UpdateVersion>;
 /// Write `manifest` as the destination's manifest if the current one is still `expected`.
 /// Returns the version written, to chain a later commit on.
 pub async fn commit(dst: &Dataset, manifest: &Manifest, expected: &Expected) -> Result<UpdateVersion> {
+    let policy = RetryPolicy::control_plane();
+    retry(&policy, "commit manifest", |_| {
+        commit_once(dst, manifest, expected)
+    })
+    .await
+}
+
+async fn commit_once(dst: &Dataset, manifest: &Manifest, expected: &Expected) -> Result<UpdateVersion> {
     let key = dst.manifest_key();
     let conflict = || Error::ManifestConflict {
         location: format!("{}/{}", dst.url, MANIFEST_KEY),
@@ -135,7 +155,12 @@ pub async fn commit(dst: &Dataset, manifest: &Manifest, expected: &Expected) -> 
             Ok(version)
         }
         Err(object_store::Error::AlreadyExists { .. }) | Err(object_store::Error::Precondition { .. }) => {
-            Err(conflict())
+            // Refused: by another writer's manifest, or by our own write, re-sent after its
+            // answer was lost. The stored manifest tells which.
+            match crate::manifest::load(dst).await? {
+                Some(stored) if stored.manifest.digest == manifest.digest => Ok(stored.version),
+                _ => Err(conflict()),
+            }
         }
         Err(e) => Err(Error::store(MANIFEST_KEY, "commit manifest", e)),
     }
@@ -185,11 +210,16 @@ pub async fn confirm_commit(
         detail: "another writer replaced the manifest right after this sync committed it".into(),
     };
     let key = dst.manifest_key();
-    let meta = match dst.store.head(&key).await {
-        Ok(meta) => meta,
-        Err(object_store::Error::NotFound { .. }) => return Err(replaced()),
-        Err(e) => return Err(Error::store(MANIFEST_KEY, "read back manifest", e)),
-    };
+    let policy = RetryPolicy::control_plane();
+    let meta = retry(&policy, "read back manifest", |_| async {
+        match dst.store.head(&key).await {
+            Ok(meta) => Ok(Some(meta)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(Error::store(MANIFEST_KEY, "read back manifest", e)),
+        }
+    })
+    .await?
+    .ok_or_else(replaced)?;
     if version.e_tag.is_some() && meta.e_tag != version.e_tag {
         return Err(replaced());
     }

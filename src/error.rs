@@ -230,15 +230,16 @@ impl Error {
         }
     }
 
-    /// True when retrying the same operation may succeed (network, 5xx, throttling).
+    /// True when retrying the same operation may succeed (network, 5xx, throttling); see
+    /// [`crate::retry::classify`].
     pub fn is_transient(&self) -> bool {
-        match self {
-            Error::Store { source, .. } => matches!(
-                source,
-                object_store::Error::Generic { .. } | object_store::Error::JoinError { .. }
-            ),
-            _ => false,
-        }
+        crate::retry::classify(self) == crate::retry::Failure::Transient
+    }
+
+    /// True when no retry can fix it (disk full, name too long, a path component that is a
+    /// file, access denied, a 4xx other than 408/429).
+    pub fn is_permanent(&self) -> bool {
+        crate::retry::classify(self) == crate::retry::Failure::Permanent
     }
 }
 

@@ -26,6 +26,7 @@ pub mod lock;
 pub mod manifest;
 pub mod progress;
 pub mod report;
+pub mod retry;
 pub mod s3_control;
 pub mod safety;
 pub mod store;

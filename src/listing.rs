@@ -121,7 +121,13 @@ fn named(skipped: &[SkippedKey]) -> String {
 
 /// List the dataset (nested prefixes included), sorted by path; see the module doc for the keys
 /// that are set aside.
+/// A listing cut midway (a body truncated, a connection lost between pages) is listed again.
 pub async fn list_dataset(ds: &Dataset) -> Result<Listing> {
+    let policy = crate::retry::RetryPolicy::control_plane();
+    crate::retry::retry(&policy, &format!("list {}", ds.url), |_| list_once(ds)).await
+}
+
+async fn list_once(ds: &Dataset) -> Result<Listing> {
     let prefix = if ds.root.as_ref().is_empty() {
         None
     } else {

@@ -144,9 +144,21 @@ fn io_error(path: &FsPath, source: std::io::Error) -> object_store::Error {
         },
         _ => object_store::Error::Generic {
             store: "LocalFolder",
-            source: format!("{}: {source}", path.display()).into(),
+            source: Box::new(PathIoError {
+                path: path.to_path_buf(),
+                source,
+            }),
         },
     }
+}
+
+/// An I/O error and the file it concerns; the error stays in the source chain, so its kind
+/// (disk full, not a directory, …) tells a permanent failure from a passing one.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {source}", path.display())]
+struct PathIoError {
+    path: PathBuf,
+    source: std::io::Error,
 }
 
 /// The error for a write or delete that would go through a symlink.

@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
 use crate::error::{Error, Result};
+use crate::retry::{retry, RetryPolicy};
 use crate::store::Dataset;
 
 /// The lease's key relative to the dataset root.
@@ -32,7 +33,7 @@ pub const LOCK_KEY: &str = "_shardsync/lock.json";
 /// How long a lease lasts without renewal.
 pub const LEASE: Duration = Duration::from_secs(60);
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct LeaseBody {
     owner: String,
     host: String,
@@ -118,23 +119,67 @@ fn payload(b: &LeaseBody) -> PutPayload {
     PutPayload::from(serde_json::to_vec_pretty(b).expect("lease serializes"))
 }
 
-/// Compare-and-swap the lease object from `expected` to `b`.
+/// Compare-and-swap the lease object from `expected` to `b`, retrying transient failures.
+/// A refusal whose cause is our own earlier attempt (its answer lost, the request re-sent) is
+/// recognised by reading the lease back: it holds `b`, so the swap happened.
 async fn swap(
     dst: &Dataset,
     key: &Path,
     expected: &UpdateVersion,
     b: &LeaseBody,
 ) -> Result<UpdateVersion, ()> {
-    let Ok(Some(mode)) = crate::commit::replace_mode(dst, key, expected).await else {
-        return Err(());
-    };
-    match dst.store.put_opts(key, payload(b), PutOptions::from(mode)).await {
-        Ok(r) => Ok(UpdateVersion {
-            e_tag: r.e_tag,
-            version: r.version,
-        }),
-        Err(_) => Err(()),
+    let policy = RetryPolicy::control_plane();
+    let swapped = retry(&policy, "renew lock", |_| async {
+        let Some(mode) = crate::commit::replace_mode(dst, key, expected)
+            .await
+            .map_err(|e| Error::store(LOCK_KEY, "renew lock", e))?
+        else {
+            return Ok(None);
+        };
+        match dst.store.put_opts(key, payload(b), PutOptions::from(mode)).await {
+            Ok(r) => Ok(Some(UpdateVersion {
+                e_tag: r.e_tag,
+                version: r.version,
+            })),
+            Err(object_store::Error::Precondition { .. })
+            | Err(object_store::Error::AlreadyExists { .. }) => Ok(read_lease(dst, key)
+                .await?
+                .filter(|(h, _)| h.as_ref() == Some(b))
+                .map(|(_, v)| v)),
+            Err(e) => Err(Error::store(LOCK_KEY, "renew lock", e)),
+        }
+    })
+    .await;
+    match swapped {
+        Ok(Some(v)) => Ok(v),
+        Ok(None) => Err(()),
+        Err(e) => {
+            tracing::warn!("{e}");
+            Err(())
+        }
     }
+}
+
+/// The lease as stored (`None` for a body we cannot parse) and its version; `None` if absent.
+async fn read_lease(dst: &Dataset, key: &Path) -> Result<Option<(Option<LeaseBody>, UpdateVersion)>> {
+    let policy = RetryPolicy::control_plane();
+    retry(&policy, "read lock", |_| async {
+        let res = match dst.store.get_opts(key, GetOptions::default()).await {
+            Ok(res) => res,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(Error::store(LOCK_KEY, "read lock", e)),
+        };
+        let version = UpdateVersion {
+            e_tag: res.meta.e_tag.clone(),
+            version: res.meta.version.clone(),
+        };
+        let bytes = res
+            .bytes()
+            .await
+            .map_err(|e| Error::store(LOCK_KEY, "read lock", e))?;
+        Ok(Some((serde_json::from_slice(&bytes).ok(), version)))
+    })
+    .await
 }
 
 /// Take the destination's lease, or fail naming who holds it.
@@ -144,48 +189,26 @@ pub async fn acquire(dst: &Dataset) -> Result<SyncLock> {
     let owner = format!("{:016x}", rand::random::<u64>());
     let now = Utc::now();
     let mine = body(&owner, now);
-    let version = match dst
-        .store
-        .put_opts(&key, payload(&mine), PutOptions::from(PutMode::Create))
-        .await
-    {
-        Ok(r) => UpdateVersion {
-            e_tag: r.e_tag,
-            version: r.version,
-        },
-        Err(object_store::Error::AlreadyExists { .. }) | Err(object_store::Error::Precondition { .. }) => {
-            let res = dst
-                .store
-                .get_opts(&key, GetOptions::default())
-                .await
-                .map_err(|e| Error::store(LOCK_KEY, "read lock", e))?;
-            let current = UpdateVersion {
-                e_tag: res.meta.e_tag.clone(),
-                version: res.meta.version.clone(),
-            };
-            let bytes = res
-                .bytes()
-                .await
-                .map_err(|e| Error::store(LOCK_KEY, "read lock", e))?;
-            // An unreadable lease (torn by hand, foreign format) counts as stale.
-            let holder: Option<LeaseBody> = serde_json::from_slice(&bytes).ok();
-            if let Some(h) = holder.as_ref().filter(|h| !h.is_stale()) {
-                return Err(Error::DestinationLocked {
-                    location,
-                    holder: h.describe(),
-                });
-            }
-            let taken = swap(dst, &key, &current, &mine).await;
-            let v = taken.map_err(|_| Error::DestinationLocked {
-                location: location.clone(),
-                holder: "another sync took over a stale lease first".into(),
-            })?;
-            if let Some(h) = holder {
-                tracing::warn!("took over a stale lease on {location} ({})", h.describe());
-            }
-            v
+    let policy = RetryPolicy::control_plane();
+    let created = retry(&policy, "take lock", |_| async {
+        match dst
+            .store
+            .put_opts(&key, payload(&mine), PutOptions::from(PutMode::Create))
+            .await
+        {
+            Ok(r) => Ok(Some(UpdateVersion {
+                e_tag: r.e_tag,
+                version: r.version,
+            })),
+            Err(object_store::Error::AlreadyExists { .. })
+            | Err(object_store::Error::Precondition { .. }) => Ok(None),
+            Err(e) => Err(Error::store(LOCK_KEY, "take lock", e)),
         }
-        Err(e) => return Err(Error::store(LOCK_KEY, "take lock", e)),
+    })
+    .await?;
+    let version = match created {
+        Some(v) => v,
+        None => take_over(dst, &key, &location, &mine).await?,
     };
     live_owners().insert(owner.clone());
     let version = Arc::new(Mutex::new(version));
@@ -241,7 +264,14 @@ impl SyncLock {
         let _ = self.version.lock().await;
         live_owners().remove(&self.owner);
         if !self.is_lost() {
-            let _ = self.dst.store.delete(&self.key).await;
+            let policy = RetryPolicy::control_plane();
+            let _ = retry(&policy, "release lock", |_| async {
+                match self.dst.store.delete(&self.key).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                    Err(e) => Err(Error::store(LOCK_KEY, "release lock", e)),
+                }
+            })
+            .await;
         }
     }
 }
@@ -265,4 +295,35 @@ impl Drop for SyncLock {
             });
         }
     }
+}
+
+/// The lease exists: ours (our create landed but its answer was lost), a live holder's
+/// (refused, naming it), or a stale one's (taken over with a compare-and-swap).
+async fn take_over(dst: &Dataset, key: &Path, location: &str, mine: &LeaseBody) -> Result<UpdateVersion> {
+    let Some((holder, current)) = read_lease(dst, key).await? else {
+        return Err(Error::DestinationLocked {
+            location: location.to_string(),
+            holder: "another sync took it and released it meanwhile".into(),
+        });
+    };
+    if holder.as_ref().is_some_and(|h| h.owner == mine.owner) {
+        return Ok(current);
+    }
+    // An unreadable lease (torn by hand, foreign format) counts as stale.
+    if let Some(h) = holder.as_ref().filter(|h| !h.is_stale()) {
+        return Err(Error::DestinationLocked {
+            location: location.to_string(),
+            holder: h.describe(),
+        });
+    }
+    let v = swap(dst, key, &current, mine)
+        .await
+        .map_err(|_| Error::DestinationLocked {
+            location: location.to_string(),
+            holder: "another sync took over a stale lease first".into(),
+        })?;
+    if let Some(h) = holder {
+        tracing::warn!("took over a stale lease on {location} ({})", h.describe());
+    }
+    Ok(v)
 }

@@ -151,6 +151,10 @@ pub struct Report {
     pub plan: Option<PlanCounts>,
     pub warnings: Vec<String>,
     pub findings: Vec<Finding>,
+    /// Why the run failed as a whole (lease lost, commit refused, a store unreachable), when
+    /// it did: the counts then say what was known when it stopped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl Report {
@@ -190,7 +194,16 @@ impl Report {
             plan: None,
             warnings: Vec::new(),
             findings: Vec::new(),
+            error: None,
         }
+    }
+
+    /// The report of a run that failed as a whole with `error`, finished now.
+    pub fn failed(mut self, error: &dyn std::fmt::Display) -> Report {
+        self.consistent = false;
+        self.error = Some(error.to_string());
+        self.finish();
+        self
     }
 
     /// Stamp the end time and derive the timing measures.
@@ -248,7 +261,9 @@ impl Report {
                 s.to_string()
             }
         };
-        let status = if self.consistent {
+        let status = if let Some(e) = &self.error {
+            paint("1;31", &format!("FAILED: {e}"))
+        } else if self.consistent {
             paint("1;32", "CONSISTENT")
         } else if self.interrupted {
             paint(
@@ -328,12 +343,17 @@ impl Report {
         use std::fmt::Write;
         let mut o = String::new();
         let icon = if self.consistent { "✅" } else { "❌" };
-        let verdict = if self.consistent {
+        let verdict = if self.error.is_some() {
+            "FAILED"
+        } else if self.consistent {
             "consistent"
         } else {
             "not consistent"
         };
         let _ = writeln!(o, "### {icon} shardsync {}: {verdict}\n", self.command);
+        if let Some(e) = &self.error {
+            let _ = writeln!(o, "> {}\n", e.replace('|', "\\|"));
+        }
         let _ = writeln!(o, "| | |\n|---|---|");
         if let Some(s) = &self.src {
             let _ = writeln!(o, "| source | `{s}` |");

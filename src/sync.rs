@@ -529,11 +529,15 @@ async fn ensure_lease(dst: &Dataset, lease: &mut Option<SyncLock>, planned: &Exp
         return Ok(());
     }
     *lease = Some(crate::lock::acquire(dst).await?);
-    let now = match dst.store.head(&dst.manifest_key()).await {
-        Ok(meta) => Some(meta.e_tag),
-        Err(object_store::Error::NotFound { .. }) => None,
-        Err(e) => return Err(Error::store(crate::store::MANIFEST_KEY, "read manifest", e)),
-    };
+    let policy = crate::retry::RetryPolicy::control_plane();
+    let now = crate::retry::retry(&policy, "read manifest", |_| async {
+        match dst.store.head(&dst.manifest_key()).await {
+            Ok(meta) => Ok(Some(meta.e_tag)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(Error::store(crate::store::MANIFEST_KEY, "read manifest", e)),
+        }
+    })
+    .await?;
     if now != planned.as_ref().map(|v| v.e_tag.clone()) {
         return Err(Error::ManifestConflict {
             location: format!("{}/{}", dst.url, crate::store::MANIFEST_KEY),

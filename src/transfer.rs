@@ -13,7 +13,8 @@
 //! byte again to assemble the parts: a 16 MiB shard is much cheaper as one PUT than as two parts.
 //!
 //! Transient failures (network, 5xx, throttling, a body cut mid-stream) are retried for the
-//! whole object with backoff, after object_store's own per-request retries.
+//! whole object with backoff, after object_store's own per-request retries; permanent ones
+//! (disk full, a name too long, a 4xx) are not (see `retry`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,7 +56,7 @@ pub struct TransferOptions {
     pub parts_in_flight: usize,
     /// Attempts per object for transient failures.
     pub attempts: u32,
-    /// First backoff between attempts (doubles each time).
+    /// First backoff between attempts; later ones grow (up to 3x, with jitter) to at most 30 s.
     pub backoff: Duration,
     /// Bytes all copies together may hold in memory; a copy reserves what it can buffer
     /// (its size, or `(parts_in_flight + 1) × part_size`) before it starts reading.
@@ -97,6 +98,18 @@ impl MemoryBudget {
 }
 
 impl TransferOptions {
+    /// The retry policy of one copy: [`TransferOptions::attempts`] and its backoff.
+    pub fn retry_policy(&self) -> crate::retry::RetryPolicy {
+        crate::retry::RetryPolicy {
+            attempts: self.attempts,
+            backoff: object_store::BackoffConfig {
+                init_backoff: self.backoff,
+                max_backoff: Duration::from_secs(30).max(self.backoff),
+                base: 3.0,
+            },
+        }
+    }
+
     /// The largest object sent in one PUT: the threshold, but never more than the whole memory
     /// budget, since a one-PUT object is held whole.
     pub fn single_put_limit(&self) -> usize {
@@ -144,7 +157,7 @@ pub struct Copied {
     pub e_tag: Option<String>,
 }
 
-/// Copy one object, retrying transient failures.
+/// Copy one object, retrying transient failures (a permanent one fails at once).
 pub async fn copy_object(
     src: &Dataset,
     dst: &Dataset,
@@ -152,30 +165,25 @@ pub async fn copy_object(
     opts: &TransferOptions,
     progress: &Progress,
 ) -> Result<Copied> {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let mut moved = 0u64;
-        match copy_once(src, dst, job, opts, progress, &mut moved).await {
-            Ok((hashed, put)) => {
-                return Ok(Copied {
-                    hashed,
-                    attempts: attempt,
-                    written: put.is_some(),
-                    e_tag: put.and_then(|p| p.e_tag),
-                })
-            }
-            Err(e) if e.is_transient() && attempt < opts.attempts => {
+    let mut attempts = 0;
+    let (hashed, put) = crate::retry::retry(&opts.retry_policy(), &job.path, |n| {
+        attempts = n;
+        async move {
+            let mut moved = 0u64;
+            let r = copy_once(src, dst, job, opts, progress, &mut moved).await;
+            if r.is_err() {
                 progress.sub_bytes(moved);
-                tracing::warn!(path = %job.path, attempt, error = %e, "transient failure, retrying");
-                tokio::time::sleep(opts.backoff * 2u32.pow(attempt - 1)).await;
             }
-            Err(e) => {
-                progress.sub_bytes(moved);
-                return Err(e);
-            }
+            r
         }
-    }
+    })
+    .await?;
+    Ok(Copied {
+        hashed,
+        attempts,
+        written: put.is_some(),
+        e_tag: put.and_then(|p| p.e_tag),
+    })
 }
 
 async fn copy_once(

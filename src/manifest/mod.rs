@@ -418,6 +418,11 @@ pub struct StoredManifest {
 
 /// Read a dataset's manifest; `Ok(None)` when it has none.
 pub async fn load(ds: &Dataset) -> Result<Option<StoredManifest>> {
+    let policy = crate::retry::RetryPolicy::control_plane();
+    crate::retry::retry(&policy, "read manifest", |_| load_once(ds)).await
+}
+
+async fn load_once(ds: &Dataset) -> Result<Option<StoredManifest>> {
     let key = ds.manifest_key();
     let location = format!("{}/{}", ds.url, crate::store::MANIFEST_KEY);
     let res = match ds.store.get_opts(&key, GetOptions::default()).await {

@@ -15,6 +15,7 @@ mod local_safety;
 mod manifest_build;
 mod parquet_corpus;
 mod regressions;
+mod retries;
 mod robustness;
 mod s3_control;
 mod safety;
