@@ -107,8 +107,9 @@ pub enum Error {
     #[error("{}", incomplete(&outcome.report))]
     Incomplete { outcome: Box<crate::sync::SyncOutcome> },
 
-    /// The destination holds objects the source does not (extras left without `delete`).
-    #[error("{}: drift remains: {} object(s) not in the source", outcome.report.dst.as_deref().unwrap_or("destination"), outcome.report.findings.iter().filter(|f| f.kind == crate::report::FindingKind::Extra).count())]
+    /// The sync finished, but the destination does not hold exactly the source's dataset (extras
+    /// left without `delete`, or strays a local folder holds).
+    #[error("{}: drift remains: the destination does not hold exactly the source's dataset ({} finding(s), extras included)", outcome.report.dst.as_deref().unwrap_or("destination"), outcome.report.findings.len())]
     Drift { outcome: Box<crate::sync::SyncOutcome> },
 
     /// The source lists no objects: almost always a mistyped prefix. Syncing it would make the
@@ -255,7 +256,8 @@ fn incomplete(r: &crate::report::Report) -> String {
     format!(
         "{dst}: sync incomplete: {}; its manifest claims only the {} shard(s) verified",
         parts.join(", "),
-        r.shards_total - r.shards_failed - r.shards_not_started
+        r.shards_total
+            .saturating_sub(r.shards_failed + r.shards_not_started)
     )
 }
 

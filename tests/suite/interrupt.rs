@@ -181,3 +181,25 @@ fn options_that_would_hang_cannot_be_built() {
     let opts = SyncOptions::default().with_concurrency(0);
     assert_eq!(opts.concurrency.get(), 1);
 }
+
+#[tokio::test]
+async fn into_consistent_refuses_extras_left_without_delete() {
+    let env = Env::new(Backend::Memory).await;
+    let (src, dst) = (env.open("src"), env.open("dst"));
+    write_demo(&src, 2, 20, 6).await;
+    crate::backends::put(&dst, "stray.bin", &b"extra"[..]).await;
+    let outcome = sync(&src, &dst, &SyncOptions::default()).await.unwrap();
+    match outcome.into_consistent() {
+        Err(e @ shardsync::Error::Drift { .. }) => {
+            assert!(e.to_string().contains("drift remains"), "{e}");
+            assert!(e.report().is_some_and(|r| !r.consistent));
+        }
+        other => panic!("extras left: {:?}", other.map(|o| o.report)),
+    }
+    let deleting = SyncOptions::default().with_delete(true);
+    sync(&src, &dst, &deleting)
+        .await
+        .unwrap()
+        .into_consistent()
+        .unwrap();
+}
