@@ -409,7 +409,7 @@ async fn stop_and_restart_keep_port_and_data() {
 
     srv.stop().await;
     assert!(!srv.is_running());
-    let err = tokio::time::timeout(Duration::from_secs(10), store.get(&p))
+    let err = tokio::time::timeout(Duration::from_secs(120), store.get(&p))
         .await
         .expect("a stopped server fails fast")
         .unwrap_err();

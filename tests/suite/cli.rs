@@ -373,7 +373,7 @@ async fn watch_on_sigint_finishes_in_flight_shards_commits_and_exits_0() {
         .read_to_string(&mut stdout)
         .await
         .unwrap();
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+    let status = tokio::time::timeout(Duration::from_secs(120), child.wait())
         .await
         .expect("watch did not exit within 30 s of SIGINT")
         .unwrap();
