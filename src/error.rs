@@ -242,6 +242,12 @@ impl Error {
     pub fn is_permanent(&self) -> bool {
         crate::retry::classify(self) == crate::retry::Failure::Permanent
     }
+
+    /// True when the destination as a whole refuses writes (disk full, quota exceeded, a
+    /// read-only file system): every further write would fail the same way.
+    pub fn is_destination_wide(&self) -> bool {
+        matches!(self, Error::Store { source, .. } if crate::retry::refuses_all_writes(source))
+    }
 }
 
 fn incomplete(r: &crate::report::Report) -> String {
@@ -251,7 +257,12 @@ fn incomplete(r: &crate::report::Report) -> String {
         parts.push(format!("{} shard(s) failed", r.shards_failed));
     }
     if r.shards_not_started > 0 {
-        parts.push(format!("{} not copied (interrupted)", r.shards_not_started));
+        let why = if r.interrupted {
+            "interrupted"
+        } else {
+            "the destination refused writes"
+        };
+        parts.push(format!("{} not copied ({why})", r.shards_not_started));
     }
     format!(
         "{dst}: sync incomplete: {}; its manifest claims only the {} shard(s) verified",

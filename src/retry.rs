@@ -48,6 +48,27 @@ const PERMANENT_IO: [std::io::ErrorKind; 10] = [
     std::io::ErrorKind::AlreadyExists,
 ];
 
+/// `std::io::Error` kinds that say the whole store refuses writes, not one object.
+const STORE_WIDE_IO: [std::io::ErrorKind; 3] = [
+    std::io::ErrorKind::StorageFull,
+    std::io::ErrorKind::QuotaExceeded,
+    std::io::ErrorKind::ReadOnlyFilesystem,
+];
+
+/// Whether an object_store error says the store as a whole cannot take writes.
+pub(crate) fn refuses_all_writes(e: &object_store::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            if STORE_WIDE_IO.contains(&io.kind()) {
+                return true;
+            }
+        }
+        cause = c.source();
+    }
+    false
+}
+
 /// Classify one of our errors (see the module doc).
 pub fn classify(e: &Error) -> Failure {
     match e {

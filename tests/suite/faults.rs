@@ -49,6 +49,9 @@ pub struct Schedule {
     pub get_delay: Duration,
     /// Keys containing any of these fail every GET: a fault that does not go away.
     pub always_fail_gets: Vec<String>,
+    /// The store fills up: after this many matching writes (PUTs and multipart parts) succeed,
+    /// every further one fails with the I/O error a full disk gives (`StorageFull`).
+    pub full_after_writes: Option<usize>,
 }
 
 /// Runs before a matching GET is sent to the inner store; gets the key.
@@ -78,6 +81,31 @@ impl Shared {
         }
         *n -= 1;
         true
+    }
+
+    /// Whether the store is full (see [`Schedule::full_after_writes`]); counts a write if not.
+    fn full(&self) -> bool {
+        let mut s = self.schedule.lock().unwrap();
+        match &mut s.full_after_writes {
+            None => false,
+            Some(0) => true,
+            Some(n) => {
+                *n -= 1;
+                false
+            }
+        }
+    }
+
+    fn storage_full(&self, location: &Path) -> object_store::Error {
+        self.injected.fetch_add(1, Ordering::SeqCst);
+        let io = std::io::Error::new(
+            std::io::ErrorKind::StorageFull,
+            format!("No space left on device (os error 28), writing {location}"),
+        );
+        object_store::Error::Generic {
+            store: "FaultStore",
+            source: Box::new(io),
+        }
     }
 
     fn fault(&self, what: &str, location: &Path) -> object_store::Error {
@@ -150,6 +178,9 @@ impl ObjectStore for FaultStore {
     async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> Result<PutResult> {
         if self.shared.matches(location) && self.shared.take(|s| &mut s.fail_puts) {
             return Err(self.shared.fault("PUT", location));
+        }
+        if self.shared.matches(location) && self.shared.full() {
+            return Err(self.shared.storage_full(location));
         }
         self.inner.put_opts(location, payload, opts).await
     }
@@ -306,6 +337,10 @@ impl MultipartUpload for FaultUpload {
     fn put_part(&mut self, data: PutPayload) -> UploadPart {
         if self.shared.take(|s| &mut s.fail_parts) {
             let err = self.shared.fault("upload part", &self.location);
+            return Box::pin(async move { Err(err) });
+        }
+        if self.shared.full() {
+            let err = self.shared.storage_full(&self.location);
             return Box::pin(async move { Err(err) });
         }
         self.upload.put_part(data)

@@ -7,6 +7,7 @@ mod common;
 mod backends;
 mod check;
 mod cli;
+mod destination_full;
 mod faults;
 mod harness;
 mod input;

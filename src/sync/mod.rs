@@ -1,0 +1,258 @@
+//! The sync pipeline: make a destination hold exactly the source's dataset, and prove it.
+//!
+//! ```text
+//!  plan ──► copy ──► prove ──► tally ──► commit ──► delete ──► conclude
+//!  both      -j at    one       count     manifest   extras,    verdict:
+//!  sides,    once,    listing,  into the  last and   after the  the report
+//!  Unproven  hashed   or HEAD   report    condi-     commit     says what
+//!  settled   in                           tionally              `check` would
+//!            flight
+//! ```
+//!
+//! Each stage is a module: [`plan`] (shared with `check` and `diff`), `copy`, `prove`, `tally`,
+//! `manifests` (the commit, with `guard`: the lease and the probe before any write), `delete`.
+//! The types carry the order: a copy is `Unproven` until the prove stage makes it `Settled`,
+//! and only settled copies reach a manifest.
+//!
+//! Source objects whose manifest entry no longer matches the listing are hashed while they are
+//! copied, so each source byte is read once; the refreshed source manifest is written back.
+
+mod copy;
+mod delete;
+mod guard;
+mod manifests;
+mod options;
+pub mod plan;
+mod prove;
+mod tally;
+
+pub use options::SyncOptions;
+pub use plan::{finding_for, prepare, prepare_with, Prepared};
+
+use crate::diff::{Plan, State};
+use crate::error::{Error, Result};
+use crate::lock::SyncLock;
+use crate::manifest::Manifest;
+use crate::report::{footer_findings, Report};
+use crate::safety::check_overlap;
+use crate::store::Dataset;
+
+use tally::Tally;
+
+/// The result of a sync that copied everything it planned to: the report and the plan it
+/// acted on. The destination may still hold extras (`report.consistent` is then false);
+/// [`SyncOutcome::into_consistent`] turns that into an error too.
+#[derive(Debug)]
+pub struct SyncOutcome {
+    /// What was found and done, as the CLI prints it.
+    pub report: Report,
+    /// The plan the sync acted on, with the states the copies settled.
+    pub plan: Plan,
+    /// The manifest committed to the destination, if one was.
+    pub committed: Option<Manifest>,
+}
+
+impl SyncOutcome {
+    /// True when any shard failed (the sync should exit 2).
+    pub fn failed(&self) -> bool {
+        self.report.shards_failed > 0
+    }
+
+    /// `Ok` only when the destination now holds exactly the source's dataset (what `check`
+    /// would say): extras left without `delete` are [`Error::Drift`].
+    pub fn into_consistent(self) -> Result<SyncOutcome> {
+        if self.report.consistent {
+            Ok(self)
+        } else {
+            Err(Error::Drift {
+                outcome: Box::new(self),
+            })
+        }
+    }
+}
+
+/// Run one sync. Per-shard failures do not abort the others; they are in the report
+/// (`shards_failed`, findings of kind `error`) and the manifest committed claims none of them.
+/// A sync that failed shards or was interrupted returns [`Error::Incomplete`].
+pub async fn sync(src: &Dataset, dst: &Dataset, opts: &SyncOptions) -> Result<SyncOutcome> {
+    check_overlap(src, dst)?;
+    let mut lease = None;
+    let outcome = pipeline(src, dst, opts, &mut lease).await;
+    let lease_warnings = lease.as_ref().map(|l| l.warnings().to_vec()).unwrap_or_default();
+    if let Some(l) = lease {
+        if outcome.is_err() {
+            drop_false_claims_after_failure(dst).await;
+        }
+        l.release().await;
+    }
+    let mut outcome = outcome?;
+    outcome.report.warnings.extend(lease_warnings);
+    crate::local::settle_sync_report(&mut outcome.report, src, dst, !opts.dry_run).await;
+    if outcome.failed() || outcome.report.shards_not_started > 0 {
+        // A caller that writes `sync(..).await?; train()` must not train on a partial dataset.
+        return Err(Error::Incomplete {
+            outcome: Box::new(outcome),
+        });
+    }
+    Ok(outcome)
+}
+
+/// This sync may have written shards. Where the lease is not enforced another sync may have
+/// committed meanwhile, and our writes may contradict its manifest: leave a manifest that
+/// claims only what is there.
+async fn drop_false_claims_after_failure(dst: &Dataset) {
+    match crate::commit::drop_false_claims(dst).await {
+        Ok(dropped) if !dropped.is_empty() => tracing::warn!(
+            "{}",
+            crate::commit::describe_changed(
+                &dropped,
+                "no longer held what the committed manifest claimed; dropped from it"
+            )
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("could not re-check the destination manifest after the failure: {e}"),
+    }
+}
+
+/// The stages, in order (see the module doc). `lease` is taken before the first write.
+async fn pipeline(
+    src: &Dataset,
+    dst: &Dataset,
+    opts: &SyncOptions,
+    lease: &mut Option<SyncLock>,
+) -> Result<SyncOutcome> {
+    let mut report = Report::new("sync", mode(opts), Some(&src.url), Some(&dst.url));
+    report.verify = Some(opts.verify);
+    let prepared = plan::prepare_for_sync(src, dst, opts).await?;
+    let mut plan = prepared.plan;
+    planned(
+        &mut report,
+        &plan,
+        prepared.warnings,
+        prepared.dst_stored.as_ref(),
+    );
+    if opts.delete {
+        delete::check_limit(dst, &plan, opts)?;
+    }
+    let copy_set = plan::copy_set(&plan, opts.full);
+    if opts.dry_run {
+        return Ok(dry_run(report, plan, copy_set.len()));
+    }
+    if opts.cancel.is_cancelled() {
+        return Err(Error::Interrupted); // nothing written yet
+    }
+    let stored = prepared.dst_stored.as_ref();
+    let expected = manifests::retract_overwritten(dst, &plan, &copy_set, stored, lease, &mut report).await?;
+    if !copy_set.is_empty() {
+        guard::ensure_lease(dst, lease, &expected).await?;
+    }
+    let opts = &copy::proof_options(dst, &copy_set, opts, &mut report).await?;
+    let copies = copy::run(src, dst, &plan, &copy_set, opts).await;
+    let stopped_by = copies.stopped_by.clone();
+    let confirmed = prove::confirm_copies(dst, copies, opts).await?;
+    let relisted = confirmed.relisted.clone();
+    let tally = tally::record(&mut plan, confirmed, stopped_by, opts, &mut report);
+    let fin = manifests::final_manifests(dst, &plan, &tally, opts)?;
+    let committed = manifests::commit_final(
+        dst,
+        &fin.destination,
+        stored,
+        &expected,
+        relisted,
+        lease,
+        &mut report,
+    )
+    .await?;
+    report.dst_digest = Some(fin.destination.digest.clone());
+    if !opts.strict_parquet {
+        report
+            .findings
+            .extend(footer_findings(&fin.destination.shards, false));
+    }
+    manifests::write_back_source(src, fin.source, prepared.src_previous.as_ref(), opts, &mut report).await?;
+    if opts.delete && tally.complete() {
+        delete::extras(dst, &mut plan, lease, &expected, opts, &mut report).await?;
+    }
+    conclude(&mut report, &plan, &tally, opts);
+    Ok(SyncOutcome {
+        report,
+        plan,
+        committed,
+    })
+}
+
+fn mode(opts: &SyncOptions) -> &'static str {
+    if opts.dry_run {
+        "dry-run"
+    } else if opts.full {
+        "full"
+    } else {
+        "incremental"
+    }
+}
+
+/// What the plan says, into the report, before anything is copied.
+fn planned(
+    report: &mut Report,
+    plan: &Plan,
+    warnings: Vec<String>,
+    stored: Option<&crate::manifest::StoredManifest>,
+) {
+    report.warnings.extend(warnings);
+    report.inconsistency_before = Some(plan::inconsistency(plan));
+    report.plan = Some(plan.counts());
+    // The source's digest as it is now: known when every source entry is (a stale manifest's
+    // digest would name another version). Set again after the copies hash what was unknown.
+    report.src_digest = plan::current_source_digest(plan);
+    report.dst_digest = stored.map(|s| s.manifest.digest.clone());
+    let sources = plan.items.iter().filter_map(|i| i.src.as_ref());
+    report.shards_total = sources.clone().count() as u64;
+    report.bytes_total = sources.map(|s| s.stat.size).sum();
+}
+
+/// A dry run ends after the plan: its findings and what a sync would copy.
+fn dry_run(mut report: Report, plan: Plan, copies: usize) -> SyncOutcome {
+    for item in &plan.items {
+        report.findings.extend(finding_for(item));
+    }
+    report.consistent = plan.is_clean();
+    report.inconsistency = report.inconsistency_before.unwrap_or(0.0);
+    report.shards_skipped = report.shards_total - copies as u64;
+    report.finish();
+    SyncOutcome {
+        report,
+        plan,
+        committed: None,
+    }
+}
+
+/// The verdict: consistent only when the destination holds exactly the source's dataset.
+fn conclude(report: &mut Report, plan: &Plan, tally: &Tally, opts: &SyncOptions) {
+    let failed = tally.failures.len() as u64;
+    report.shards_skipped = report.shards_total - report.shards_copied - failed - tally.not_started as u64;
+    report.bytes_skipped = report.bytes_total.saturating_sub(report.bytes_copied);
+    report.consistent = tally.complete()
+        && plan
+            .items
+            .iter()
+            .all(|i| i.src.is_some() || i.state == State::Same)
+        && report.src_digest.is_some()
+        && report.src_digest == report.dst_digest;
+    let remaining = plan
+        .items
+        .iter()
+        .enumerate()
+        .filter(|(n, i)| {
+            tally.copied[*n].is_none() && i.state != State::Same && !(i.state == State::Extra && opts.delete)
+        })
+        .count();
+    report.inconsistency = if plan.items.is_empty() {
+        0.0
+    } else {
+        remaining as f64 / plan.items.len() as f64
+    };
+    for item in plan.items.iter().filter(|i| i.state == State::Extra) {
+        report.findings.extend(finding_for(item));
+    }
+    report.finish();
+}

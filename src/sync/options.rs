@@ -1,0 +1,121 @@
+//! The options a sync runs under, as a builder over sensible defaults.
+
+use std::num::NonZeroUsize;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::progress::Progress;
+use crate::safety::DeleteLimit;
+use crate::transfer::TransferOptions;
+use crate::verify::VerifyMode;
+
+/// Options for [`sync`](super::sync). The defaults suit most datasets; override one at a time.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    /// Copy every shard, not only those that differ.
+    pub full: bool,
+    /// Delete destination objects the source does not have (after the commit).
+    pub delete: bool,
+    /// Plan only; copy and commit nothing.
+    pub dry_run: bool,
+    /// Objects copied (or hashed, or proven) at once.
+    pub concurrency: NonZeroUsize,
+    pub verify: VerifyMode,
+    pub transfer: TransferOptions,
+    /// Write the refreshed source manifest back to the source.
+    pub write_source_manifest: bool,
+    pub progress: Progress,
+    /// When cancelled (Ctrl-C), no new copy starts, copies in flight stop reading (a multipart
+    /// upload is aborted), what was verified is committed, and [`sync`](super::sync) returns
+    /// [`Error::Incomplete`](crate::Error::Incomplete) with `interrupted` set. Before the first write, it returns
+    /// [`Error::Interrupted`](crate::Error::Interrupted) and writes nothing.
+    pub cancel: CancellationToken,
+    /// Accept a source that lists no objects (by default an error: a mistyped prefix).
+    pub allow_empty_source: bool,
+    /// Most extras `delete` may remove; `None` means [`DeleteLimit::DEFAULT`] (half).
+    pub max_delete: Option<DeleteLimit>,
+    /// Keys that are not carried (see [`crate::listing`]) are an error, not a warning.
+    pub strict: bool,
+    /// A `.parquet` shard whose footer does not decode fails (is not landed or claimed)
+    /// instead of being synced with a `parquet_error` and listed as a warning.
+    pub strict_parquet: bool,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        SyncOptions {
+            full: false,
+            delete: false,
+            dry_run: false,
+            concurrency: NonZeroUsize::new(16).expect("16 is not zero"),
+            verify: VerifyMode::Size,
+            transfer: TransferOptions::default(),
+            write_source_manifest: true,
+            progress: Progress::hidden(),
+            cancel: CancellationToken::new(),
+            allow_empty_source: false,
+            max_delete: None,
+            strict: false,
+            strict_parquet: false,
+        }
+    }
+}
+
+impl SyncOptions {
+    pub fn with_full(mut self, full: bool) -> Self {
+        self.full = full;
+        self
+    }
+    pub fn with_delete(mut self, delete: bool) -> Self {
+        self.delete = delete;
+        self
+    }
+    pub fn with_dry_run(mut self, dry_run: bool) -> Self {
+        self.dry_run = dry_run;
+        self
+    }
+    /// Objects copied at once (0 is taken as 1).
+    pub fn with_concurrency(mut self, n: usize) -> Self {
+        self.concurrency = NonZeroUsize::new(n).unwrap_or(NonZeroUsize::MIN);
+        self
+    }
+    /// The token that interrupts this sync (see [`SyncOptions::cancel`]).
+    pub fn with_cancel(mut self, cancel: CancellationToken) -> Self {
+        self.cancel = cancel;
+        self
+    }
+    pub fn with_verify(mut self, mode: VerifyMode) -> Self {
+        self.verify = mode;
+        self
+    }
+    /// Multipart part size (at least 5 MiB, S3's smallest part).
+    pub fn with_part_size(mut self, bytes: usize) -> Self {
+        self.transfer.part_size = bytes.max(5 * 1024 * 1024);
+        self
+    }
+    /// Shards up to this size go in one PUT; larger ones go multipart.
+    pub fn with_multipart_threshold(mut self, bytes: usize) -> Self {
+        self.transfer.multipart_threshold = bytes;
+        self
+    }
+    pub fn with_progress(mut self, progress: Progress) -> Self {
+        self.progress = progress;
+        self
+    }
+    /// Accept a source with no objects (a sync of it empties the destination with `delete`).
+    pub fn with_allow_empty_source(mut self, allow: bool) -> Self {
+        self.allow_empty_source = allow;
+        self
+    }
+    /// Most extras `delete` may remove (default: half of the destination's objects).
+    pub fn with_max_delete(mut self, limit: Option<DeleteLimit>) -> Self {
+        self.max_delete = limit;
+        self
+    }
+    /// A `.parquet` shard whose footer does not decode fails instead of being synced with a
+    /// `parquet_error`.
+    pub fn with_strict_parquet(mut self, strict: bool) -> Self {
+        self.strict_parquet = strict;
+        self
+    }
+}
