@@ -207,6 +207,15 @@ pub async fn diff(
     Ok(if plan.is_clean() { 0 } else { 1 })
 }
 
+/// `a, b, c, … (12 more)`: the first `n` names.
+fn abbreviated(names: &[&str], n: usize) -> String {
+    let mut s = names.iter().take(n).copied().collect::<Vec<_>>().join(", ");
+    if names.len() > n {
+        s.push_str(&format!(", … ({} more)", names.len() - n));
+    }
+    s
+}
+
 pub fn sync_options(a: &SyncArgs, progress: Progress) -> SyncOptions {
     let mut opts = SyncOptions {
         write_source_manifest: !a.no_source_write,
@@ -318,6 +327,25 @@ pub async fn sync_once(
         return Ok(INTERRUPTED);
     }
     if report.shards_failed > 0 {
+        if let Some(stop) = report
+            .warnings
+            .iter()
+            .find(|w| w.contains("the destination refused writes"))
+        {
+            // One cause for all of them (disk full): said once, the shards only named.
+            let failed: Vec<&str> = report
+                .findings
+                .iter()
+                .filter(|f| f.kind == shardsync::report::FindingKind::Error)
+                .map(|f| f.path.as_str())
+                .collect();
+            bail!(
+                "{}: {stop}; {} shard(s) failed: {}",
+                dst.url,
+                failed.len(),
+                abbreviated(&failed, 8)
+            );
+        }
         let names: Vec<_> = report
             .findings
             .iter()

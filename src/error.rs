@@ -246,7 +246,16 @@ impl Error {
     /// True when the destination as a whole refuses writes (disk full, quota exceeded, a
     /// read-only file system): every further write would fail the same way.
     pub fn is_destination_wide(&self) -> bool {
-        matches!(self, Error::Store { source, .. } if crate::retry::refuses_all_writes(source))
+        self.destination_wide_cause().is_some()
+    }
+
+    /// The cause of a destination-wide refusal (see [`Error::is_destination_wide`]), as the
+    /// operating system or server says it, without the object's name.
+    pub fn destination_wide_cause(&self) -> Option<String> {
+        match self {
+            Error::Store { source, .. } => crate::retry::store_wide_cause(source).map(|io| io.to_string()),
+            _ => None,
+        }
     }
 }
 

@@ -245,7 +245,12 @@ fn bytes(n: u64) -> String {
 impl Report {
     fn not_copied_note(&self) -> String {
         if self.shards_not_started > 0 {
-            format!(", {} not copied (interrupted)", self.shards_not_started)
+            let why = if self.interrupted {
+                "interrupted"
+            } else {
+                "the destination refused writes"
+            };
+            format!(", {} not copied ({why})", self.shards_not_started)
         } else {
             String::new()
         }

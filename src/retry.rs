@@ -55,18 +55,19 @@ const STORE_WIDE_IO: [std::io::ErrorKind; 3] = [
     std::io::ErrorKind::ReadOnlyFilesystem,
 ];
 
-/// Whether an object_store error says the store as a whole cannot take writes.
-pub(crate) fn refuses_all_writes(e: &object_store::Error) -> bool {
+/// The I/O error that says the store as a whole cannot take writes ("No space left on
+/// device"), if that is what `e` comes down to.
+pub(crate) fn store_wide_cause<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a std::io::Error> {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(c) = cause {
         if let Some(io) = c.downcast_ref::<std::io::Error>() {
             if STORE_WIDE_IO.contains(&io.kind()) {
-                return true;
+                return Some(io);
             }
         }
         cause = c.source();
     }
-    false
+    None
 }
 
 /// Classify one of our errors (see the module doc).

@@ -124,10 +124,10 @@ fn attempt_of(
         Ok(landed) => Attempt::Done(landed),
         Err(Error::Interrupted) => Attempt::NotStarted,
         Err(e) => {
-            if e.is_destination_wide() && !stop.is_cancelled() {
+            if let Some(cause) = e.destination_wide_cause().filter(|_| !stop.is_cancelled()) {
                 stop.cancel();
                 let mut first = stopped_by.lock().unwrap_or_else(|p| p.into_inner());
-                first.get_or_insert_with(|| e.to_string());
+                first.get_or_insert(cause);
             }
             Attempt::Failed(e)
         }
