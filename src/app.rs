@@ -5,12 +5,12 @@ use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::bars::Bars;
+use crate::cli::{Format, SyncArgs, VerifyArg};
 use anyhow::{bail, Context, Result};
 use shardsync::check::{check as check_datasets, schema_drift, verify_store, CheckOptions};
-use shardsync::cli::{Format, SyncArgs, VerifyArg};
 use shardsync::diff::State;
 use shardsync::manifest::{self, BuildOptions};
-use shardsync::progress::Progress;
 use shardsync::report::Report;
 use shardsync::sync::{prepare, sync, SyncOptions};
 use shardsync::verify::VerifyMode;
@@ -44,7 +44,7 @@ fn write_stdout(args: std::fmt::Arguments<'_>) {
 }
 
 fn human(n: u64) -> String {
-    indicatif::HumanBytes(n).to_string()
+    shardsync::display::human_bytes(n)
 }
 
 #[allow(clippy::too_many_arguments)] // the flags of `manifest build`, passed through
@@ -52,7 +52,7 @@ pub async fn manifest_build(
     ds: &Dataset,
     out: Option<&Path>,
     jobs: usize,
-    progress: Progress,
+    progress: Bars,
     quiet: bool,
     json: bool,
     strict: bool,
@@ -61,7 +61,7 @@ pub async fn manifest_build(
     let previous = manifest::load(ds).await?;
     let opts = BuildOptions {
         concurrency: jobs.max(1),
-        progress,
+        events: progress.events(),
     };
     let built = manifest::build_manifest(ds, previous.as_ref().map(|p| &p.manifest), &opts).await?;
     shardsync::listing::check_strict(ds, &built.skipped, strict)?;
@@ -151,13 +151,13 @@ pub async fn diff(
     jobs: usize,
     allow_empty_source: bool,
     format: Format,
-    progress: Progress,
+    progress: Bars,
     strict: bool,
 ) -> Result<u8> {
     let mut opts = SyncOptions::default()
         .with_concurrency(jobs)
         .with_allow_empty_source(allow_empty_source)
-        .with_progress(progress);
+        .with_events(progress.events());
     opts.strict = strict;
     let prepared = prepare(src, dst, &opts).await?;
     for w in &prepared.warnings {
@@ -216,7 +216,7 @@ fn abbreviated(names: &[&str], n: usize) -> String {
     s
 }
 
-pub fn sync_options(a: &SyncArgs, progress: Progress) -> SyncOptions {
+pub fn sync_options(a: &SyncArgs, progress: Bars) -> SyncOptions {
     let mut opts = SyncOptions {
         write_source_manifest: !a.no_source_write,
         strict: a.strict,
@@ -236,7 +236,7 @@ pub fn sync_options(a: &SyncArgs, progress: Progress) -> SyncOptions {
         })
         .with_part_size(usize::try_from(a.part_size).unwrap_or(usize::MAX))
         .with_multipart_threshold(usize::try_from(a.multipart_threshold).unwrap_or(usize::MAX))
-        .with_progress(progress)
+        .with_events(progress.events())
         .with_strict_parquet(a.strict_parquet)
 }
 
@@ -253,7 +253,7 @@ pub const INTERRUPTED: u8 = 130;
 
 /// Cancel `cancel` on the first SIGINT/SIGTERM, saying so above the bars; exit at once on the
 /// second (what is committed stays true; the next sync takes over the lease and cleans up).
-pub fn cancel_on_signal(cancel: tokio_util::sync::CancellationToken, progress: Progress) {
+pub fn cancel_on_signal(cancel: tokio_util::sync::CancellationToken, progress: Bars) {
     tokio::spawn(async move {
         shutdown_signal().await;
         cancel.cancel();
@@ -272,15 +272,16 @@ pub async fn sync_once(
     src: &Dataset,
     dst: &Dataset,
     opts: &SyncOptions,
+    bars: &Bars,
     report_path: Option<&Path>,
     quiet: bool,
     json: bool,
 ) -> Result<u8> {
     let started = Report::new("sync", sync_mode(opts), Some(&src.url), Some(&dst.url));
     let result = sync(src, dst, opts).await;
-    opts.progress.finish(); // an interrupted stage may have left its bars
-                            // An incomplete sync (shards failed, or interrupted) is an error to the library's callers;
-                            // here it is a report to print and an exit code.
+    bars.finish(); // an interrupted stage may have left its bars
+                   // An incomplete sync (shards failed, or interrupted) is an error to the library's callers;
+                   // here it is a report to print and an exit code.
     let outcome = match result.or_else(shardsync::Error::into_outcome) {
         Ok(o) => o,
         Err(e) => {
@@ -432,14 +433,14 @@ fn emit(report: &Report, format: Format) -> Result<()> {
 pub async fn check(
     src: &Dataset,
     dst: &Dataset,
-    a: &shardsync::cli::CheckArgs,
+    a: &crate::cli::CheckArgs,
     format: Format,
-    progress: Progress,
+    progress: Bars,
 ) -> Result<u8> {
     let opts = CheckOptions {
         deep: a.deep,
         concurrency: a.jobs.max(1),
-        progress,
+        events: progress.events(),
         allow_empty_source: a.guard.allow_empty_source,
         strict_schema: a.strict_schema,
         strict: a.strict,
@@ -450,16 +451,11 @@ pub async fn check(
     Ok(if report.consistent { 0 } else { 1 })
 }
 
-pub async fn verify(
-    ds: &Dataset,
-    a: &shardsync::cli::VerifyArgs,
-    format: Format,
-    progress: Progress,
-) -> Result<u8> {
+pub async fn verify(ds: &Dataset, a: &crate::cli::VerifyArgs, format: Format, progress: Bars) -> Result<u8> {
     let opts = CheckOptions {
         deep: a.deep,
         concurrency: a.jobs.max(1),
-        progress,
+        events: progress.events(),
         strict_schema: a.strict_schema,
         strict: a.strict,
         strict_parquet: a.strict_parquet,
@@ -574,13 +570,7 @@ pub async fn watch(
 }
 
 /// The whole loop on local folders.
-pub async fn demo(
-    dir: Option<&Path>,
-    shards: usize,
-    rows: usize,
-    progress: Progress,
-    color: bool,
-) -> Result<u8> {
+pub async fn demo(dir: Option<&Path>, shards: usize, rows: usize, progress: Bars, color: bool) -> Result<u8> {
     let base = match dir {
         Some(d) => d.to_path_buf(),
         None => std::env::temp_dir().join(format!("shardsync-demo-{}", std::process::id())),
@@ -623,7 +613,7 @@ pub async fn demo(
         None,
         &BuildOptions {
             concurrency: 8,
-            progress: progress.clone(),
+            events: progress.events(),
         },
     )
     .await?;
@@ -635,7 +625,7 @@ pub async fn demo(
         &built.manifest.digest[..16]
     );
 
-    let opts = SyncOptions::default().with_progress(progress.clone());
+    let opts = SyncOptions::default().with_events(progress.events());
     outln!("3. first sync region-a -> region-b (everything is new)");
     let r1 = sync(&src, &dst, &opts).await?.report;
     outln!(
@@ -676,7 +666,7 @@ pub async fn demo(
         &src,
         &dst,
         &CheckOptions {
-            progress,
+            events: progress.events(),
             ..CheckOptions::default()
         },
     )

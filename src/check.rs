@@ -6,11 +6,11 @@ use object_store::{ObjectStore, ObjectStoreExt};
 
 use crate::diff::State;
 use crate::error::{Error, Result};
+use crate::events::{Events, Stage};
 use crate::hash::{parse_footer, ParquetFacts};
 use crate::listing::list_dataset;
 use crate::manifest::build::entry_matches_stat;
 use crate::manifest::{self, Manifest, ShardEntry};
-use crate::progress::Progress;
 use crate::report::{footer_findings, only_warnings, Finding, FindingKind, Report};
 use crate::store::Dataset;
 use crate::sync::{finding_for, prepare_with, SyncOptions};
@@ -109,7 +109,8 @@ pub struct CheckOptions {
     /// Re-hash every byte on both sides.
     pub deep: bool,
     pub concurrency: usize,
-    pub progress: Progress,
+    /// Where progress goes (see [`crate::events`]).
+    pub events: Events,
     /// Accept a source that lists no objects (by default an error: a mistyped prefix).
     pub allow_empty_source: bool,
     /// Shards whose schema differs from their folder's majority are drift (findings), not
@@ -127,7 +128,7 @@ impl Default for CheckOptions {
         CheckOptions {
             deep: false,
             concurrency: 16,
-            progress: Progress::hidden(),
+            events: Events::none(),
             allow_empty_source: false,
             strict_schema: false,
             strict: false,
@@ -152,7 +153,7 @@ pub async fn check(src: &Dataset, dst: &Dataset, opts: &CheckOptions) -> Result<
         } else {
             VerifyMode::Size
         },
-        progress: opts.progress.clone(),
+        events: opts.events.clone(),
         allow_empty_source: opts.allow_empty_source,
         strict: opts.strict,
         ..SyncOptions::default()
@@ -316,15 +317,19 @@ pub async fn verify_store(ds: &Dataset, opts: &CheckOptions) -> Result<Report> {
     } else {
         0
     };
-    opts.progress.start(
-        if opts.deep { "hashing" } else { "footers" },
+    opts.events.start(
+        if opts.deep {
+            Stage::Hashing
+        } else {
+            Stage::ReadingFooters
+        },
         to_read.len() as u64,
         bytes,
     );
     let results: Vec<Vec<Finding>> = futures::stream::iter(to_read)
         .map(|e| async move {
             let r = verify_entry(ds, &e, opts).await;
-            opts.progress.object_done(&e.path);
+            opts.events.object_done(&e.path);
             r.unwrap_or_else(|err| {
                 vec![Finding {
                     path: e.path.clone(),
@@ -336,7 +341,7 @@ pub async fn verify_store(ds: &Dataset, opts: &CheckOptions) -> Result<Report> {
         .buffer_unordered(opts.concurrency.max(1))
         .collect()
         .await;
-    opts.progress.finish();
+    opts.events.finish();
     report.findings.extend(results.into_iter().flatten());
     report_schema_drift(&mut report, &m.shards, "manifest", opts.strict_schema);
     crate::local::add_to_verify(&mut report, ds);
@@ -369,7 +374,7 @@ fn has_cache_key(e: &ShardEntry) -> bool {
 async fn verify_entry(ds: &Dataset, e: &ShardEntry, opts: &CheckOptions) -> Result<Vec<Finding>> {
     let mut out = Vec::new();
     let facts: Option<std::result::Result<ParquetFacts, String>> = if opts.deep {
-        let (sha, facts) = rehash_with_facts(ds, e, &opts.progress).await?;
+        let (sha, facts) = rehash_with_facts(ds, e, &opts.events).await?;
         if sha != e.sha256 {
             out.push(Finding {
                 path: e.path.clone(),
@@ -412,7 +417,7 @@ async fn verify_entry(ds: &Dataset, e: &ShardEntry, opts: &CheckOptions) -> Resu
 type ShaAndFacts = (String, Option<std::result::Result<ParquetFacts, String>>);
 
 /// Re-hash an object and, for Parquet, decode the footer from the same pass.
-async fn rehash_with_facts(ds: &Dataset, e: &ShardEntry, progress: &Progress) -> Result<ShaAndFacts> {
+async fn rehash_with_facts(ds: &Dataset, e: &ShardEntry, progress: &Events) -> Result<ShaAndFacts> {
     let res = ds
         .store
         .get_opts(&ds.key(&e.path), Default::default())

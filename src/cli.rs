@@ -164,7 +164,7 @@ pub struct SyncArgs {
     /// Most objects --delete may remove: a count (100) or a share of the destination's
     /// objects (25%). Default: 50%. Beyond it the sync stops before writing anything (exit 2).
     #[arg(long, value_name = "N|P%", value_parser = parse_delete_limit)]
-    pub max_delete: Option<crate::safety::DeleteLimit>,
+    pub max_delete: Option<shardsync::safety::DeleteLimit>,
     /// Print the plan and exit: 1 if there is work to do, 0 if none.
     #[arg(long)]
     pub dry_run: bool,
@@ -287,7 +287,7 @@ pub struct DemoArgs {
     pub rows: usize,
 }
 
-fn parse_delete_limit(s: &str) -> Result<crate::safety::DeleteLimit, String> {
+fn parse_delete_limit(s: &str) -> Result<shardsync::safety::DeleteLimit, String> {
     s.parse()
 }
 
@@ -298,7 +298,7 @@ pub fn parse_jobs(s: &str) -> Result<usize, String> {
         Ok(n) => Ok(n),
         Err(_) => Err(format!(
             "{:?} is not a number of jobs",
-            crate::display::escape_controls(s)
+            shardsync::display::escape_controls(s)
         )),
     }
 }
@@ -312,23 +312,4 @@ pub fn parse_interval(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-/// Parse `8MiB`, `16MB`, `1048576`, `1GiB`.
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size like 8MiB"))?;
-    let mult = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" => 1000,
-        "kib" => 1024,
-        "m" | "mb" => 1000 * 1000,
-        "mib" => 1024 * 1024,
-        "g" | "gb" => 1000 * 1000 * 1000,
-        "gib" => 1024 * 1024 * 1024,
-        u => return Err(format!("unknown size unit {u:?} (use KiB, MiB, GiB)")),
-    };
-    n.checked_mul(mult).ok_or_else(|| format!("{s:?} is too large"))
-}
+pub use shardsync::display::parse_size;

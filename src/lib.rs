@@ -12,19 +12,18 @@
 //! binary is a thin layer over the same calls.
 
 pub mod check;
-pub mod cli;
 pub mod commit;
 pub mod demo;
 pub mod diff;
 pub mod display;
 pub mod error;
+pub mod events;
 pub mod footer;
 pub mod hash;
 pub mod listing;
 pub mod local;
 pub mod lock;
 pub mod manifest;
-pub mod progress;
 pub mod report;
 pub mod retry;
 pub mod s3_control;

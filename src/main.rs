@@ -5,12 +5,14 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use anyhow::Result;
+use bars::Bars;
 use clap::Parser;
-use shardsync::cli::{Cli, Command, ManifestCommand, PairOpts};
-use shardsync::progress::Progress;
+use cli::{Cli, Command, ManifestCommand, PairOpts};
 use shardsync::{Dataset, OpenOptions};
 
 mod app;
+mod bars;
+mod cli;
 
 fn main() -> ExitCode {
     bound_allocator_footprint();
@@ -71,7 +73,7 @@ fn describe(e: &anyhow::Error, verbose: bool) -> String {
 
 async fn run(cli: Cli) -> Result<u8> {
     let quiet = cli.quiet;
-    let progress = || Progress::for_terminal(quiet);
+    let progress = || Bars::for_terminal(quiet);
     match cli.command {
         Command::Manifest(ManifestCommand::Build(a)) => {
             let ds =
@@ -103,9 +105,10 @@ async fn run(cli: Cli) -> Result<u8> {
         }
         Command::Sync(a) => {
             let (src, dst) = open_pair(&a.src, &a.dst, &a.stores, true)?;
-            let opts = app::sync_options(&a, progress());
-            app::cancel_on_signal(opts.cancel.clone(), opts.progress.clone());
-            app::sync_once(&src, &dst, &opts, a.report.as_deref(), quiet, a.json).await
+            let bars = progress();
+            let opts = app::sync_options(&a, bars.clone());
+            app::cancel_on_signal(opts.cancel.clone(), bars.clone());
+            app::sync_once(&src, &dst, &opts, &bars, a.report.as_deref(), quiet, a.json).await
         }
         Command::Check(a) => {
             let (src, dst) = open_pair(&a.src, &a.dst, &a.stores, true)?;
@@ -118,7 +121,7 @@ async fn run(cli: Cli) -> Result<u8> {
         }
         Command::Watch(a) => {
             let (src, dst) = open_pair(&a.sync.src, &a.sync.dst, &a.sync.stores, true)?;
-            let opts = app::sync_options(&a.sync, Progress::hidden());
+            let opts = app::sync_options(&a.sync, Bars::hidden());
             let cancel = opts.cancel.clone();
             tokio::spawn(async move {
                 app::shutdown_signal().await;

@@ -239,7 +239,7 @@ fn short(d: &Option<String>) -> String {
 }
 
 fn bytes(n: u64) -> String {
-    indicatif::HumanBytes(n).to_string()
+    crate::display::human_bytes(n)
 }
 
 impl Report {

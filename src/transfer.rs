@@ -29,8 +29,8 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
+use crate::events::Events;
 use crate::hash::{Hashed, StreamHasher};
-use crate::progress::Progress;
 use crate::store::Dataset;
 
 /// The user-metadata key under which the shard's SHA-256 is stored on the destination object.
@@ -163,7 +163,7 @@ pub async fn copy_object(
     dst: &Dataset,
     job: &CopyJob,
     opts: &TransferOptions,
-    progress: &Progress,
+    progress: &Events,
 ) -> Result<Copied> {
     let mut attempts = 0;
     let (hashed, put) = crate::retry::retry(&opts.retry_policy(), &job.path, |n| {
@@ -191,7 +191,7 @@ async fn copy_once(
     dst: &Dataset,
     job: &CopyJob,
     opts: &TransferOptions,
-    progress: &Progress,
+    progress: &Events,
     moved: &mut u64,
 ) -> Result<(Hashed, Option<PutResult>)> {
     let path = job.path.as_str();

@@ -11,9 +11,9 @@ use object_store::{Attribute, GetOptions, ObjectStore};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::events::Events;
 use crate::listing::ObjectStat;
 use crate::manifest::build::hash_stream;
-use crate::progress::Progress;
 use crate::store::Dataset;
 use crate::transfer::SHA256_METADATA_KEY;
 
@@ -70,7 +70,7 @@ pub async fn head_with_sha(ds: &Dataset, path: &str) -> Result<Option<(ObjectSta
 }
 
 /// Read an object back and hash it; returns its stat (as served) and SHA-256.
-pub async fn rehash(ds: &Dataset, path: &str, progress: &Progress) -> Result<(ObjectStat, String)> {
+pub async fn rehash(ds: &Dataset, path: &str, progress: &Events) -> Result<(ObjectStat, String)> {
     let res = ds
         .store
         .get_opts(&ds.key(path), GetOptions::default())
@@ -95,7 +95,7 @@ pub async fn verify_landed(
     mode: VerifyMode,
 ) -> Result<(ObjectStat, Proof)> {
     if mode == VerifyMode::Deep {
-        let (stat, actual) = rehash(ds, path, &Progress::hidden()).await?;
+        let (stat, actual) = rehash(ds, path, &Events::none()).await?;
         if stat.size != size {
             return Err(Error::SizeMismatch {
                 path: path.into(),
@@ -148,7 +148,7 @@ pub async fn prove_same(
     path: &str,
     sha256: &str,
     mode: VerifyMode,
-    progress: &Progress,
+    progress: &Events,
 ) -> Result<Option<(ObjectStat, bool)>> {
     if mode == VerifyMode::Size && ds.backend.supports_metadata() {
         match head_with_sha(ds, path).await? {

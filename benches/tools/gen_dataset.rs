@@ -34,7 +34,7 @@ enum Cmd {
         dir: PathBuf,
         #[arg(long)]
         shards: usize,
-        #[arg(long, value_parser = shardsync::cli::parse_size)]
+        #[arg(long, value_parser = shardsync::display::parse_size)]
         shard_size: u64,
         #[arg(long, default_value_t = 0)]
         version: u64,
@@ -45,7 +45,7 @@ enum Cmd {
         dir: PathBuf,
         #[arg(long)]
         shards: usize,
-        #[arg(long, value_parser = shardsync::cli::parse_size)]
+        #[arg(long, value_parser = shardsync::display::parse_size)]
         shard_size: u64,
         #[arg(long, default_value_t = 10)]
         every: usize,

@@ -11,9 +11,9 @@ use object_store::{GetOptions, GetResult, ObjectStore, ObjectStoreExt};
 
 use super::{is_parquet_path, Manifest, ShardEntry};
 use crate::error::{Error, Result};
+use crate::events::{Events, Stage};
 use crate::hash::{parse_footer, Footer, StreamHasher};
 use crate::listing::{list_dataset, ObjectStat, SkippedKey};
-use crate::progress::Progress;
 use crate::store::Dataset;
 
 /// Options for [`build_manifest`].
@@ -21,14 +21,15 @@ use crate::store::Dataset;
 pub struct BuildOptions {
     /// Objects hashed at once.
     pub concurrency: usize,
-    pub progress: Progress,
+    /// Where progress goes (see [`crate::events`]).
+    pub events: Events,
 }
 
 impl Default for BuildOptions {
     fn default() -> Self {
         BuildOptions {
             concurrency: 8,
-            progress: Progress::hidden(),
+            events: Events::none(),
         }
     }
 }
@@ -92,19 +93,19 @@ pub async fn build_from_listing(
     }
     let reused = entries.len();
     let bytes_to_hash: u64 = to_hash.iter().map(|s| s.size).sum();
-    opts.progress
-        .start("hashing", to_hash.len() as u64, bytes_to_hash);
+    opts.events
+        .start(Stage::Hashing, to_hash.len() as u64, bytes_to_hash);
     // Owned items keep the future `Send`, so a caller can spawn a sync on its own task.
     let hashed: Vec<ShardEntry> = futures::stream::iter(to_hash.iter().cloned())
         .map(|stat| async move {
-            let e = hash_object(ds, &stat, &opts.progress).await?;
-            opts.progress.object_done(&stat.path);
+            let e = hash_object(ds, &stat, &opts.events).await?;
+            opts.events.object_done(&stat.path);
             Ok::<_, Error>(e)
         })
         .buffer_unordered(opts.concurrency.max(1))
         .try_collect()
         .await?;
-    opts.progress.finish();
+    opts.events.finish();
     let n_hashed = hashed.len();
     entries.extend(hashed);
     let manifest = Manifest::new(ds.url.clone(), entries)?;
@@ -119,7 +120,7 @@ pub async fn build_from_listing(
 }
 
 /// Stream one object, hash it, and read its Parquet footer if it is a `.parquet` file.
-pub async fn hash_object(ds: &Dataset, stat: &ObjectStat, progress: &Progress) -> Result<ShardEntry> {
+pub async fn hash_object(ds: &Dataset, stat: &ObjectStat, progress: &Events) -> Result<ShardEntry> {
     let key = ds.key(&stat.path);
     let res = ds
         .store
@@ -164,7 +165,7 @@ pub(crate) fn record_footer(
 pub(crate) async fn hash_stream(
     path: &str,
     res: GetResult,
-    progress: &Progress,
+    progress: &Events,
 ) -> Result<crate::hash::Hashed> {
     let mut hasher = StreamHasher::new();
     let mut stream = res.into_stream();

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::diff::{Plan, State};
 use crate::error::{Error, Result};
+use crate::events::Stage;
 use crate::listing::ObjectStat;
 use crate::manifest::build::{parquet_facts, record_footer};
 use crate::manifest::{is_parquet_path, ShardEntry};
@@ -84,7 +85,8 @@ pub(super) async fn run(
         .iter()
         .map(|&n| plan.items[n].src.as_ref().map_or(0, |s| s.stat.size))
         .sum();
-    opts.progress.start("copying", copy_set.len() as u64, copy_bytes);
+    opts.events
+        .start(Stage::Copying, copy_set.len() as u64, copy_bytes);
     let stopped_by = std::sync::Mutex::new(None::<String>);
     // Collected, not a lazy `map`: a closure over `&usize` held across the awaits below makes
     // the future not provably `Send`, and then `tokio::spawn(sync(..))` does not compile.
@@ -100,14 +102,14 @@ pub(super) async fn run(
                     return (n, Attempt::NotStarted);
                 }
                 let r = copy_and_verify(src, dst, &job, planned, src_stat, opts).await;
-                opts.progress.object_done(&job.path);
+                opts.events.object_done(&job.path);
                 (n, attempt_of(r, stop, stopped_by))
             }
         })
         .buffer_unordered(opts.concurrency.get())
         .collect()
         .await;
-    opts.progress.finish();
+    opts.events.finish();
     Copies {
         attempts,
         stopped_by: stopped_by.into_inner().unwrap_or_else(|p| p.into_inner()),
@@ -201,7 +203,7 @@ async fn copy_and_verify(
             reason,
         });
     }
-    let copied = copy_object(src, dst, job, &opts.transfer, &opts.progress).await?;
+    let copied = copy_object(src, dst, job, &opts.transfer, &opts.events).await?;
     if !copied.written {
         return Ok(Landed::AlreadyThere);
     }

@@ -4,7 +4,7 @@ use std::num::NonZeroUsize;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::progress::Progress;
+use crate::events::Events;
 use crate::safety::DeleteLimit;
 use crate::transfer::TransferOptions;
 use crate::verify::VerifyMode;
@@ -24,7 +24,8 @@ pub struct SyncOptions {
     pub transfer: TransferOptions,
     /// Write the refreshed source manifest back to the source.
     pub write_source_manifest: bool,
-    pub progress: Progress,
+    /// Where progress goes (see [`crate::events`]).
+    pub events: Events,
     /// When cancelled (Ctrl-C), no new copy starts, copies in flight stop reading (a multipart
     /// upload is aborted), what was verified is committed, and [`sync`](super::sync) returns
     /// [`Error::Incomplete`](crate::Error::Incomplete) with `interrupted` set. Before the first write, it returns
@@ -51,7 +52,7 @@ impl Default for SyncOptions {
             verify: VerifyMode::Size,
             transfer: TransferOptions::default(),
             write_source_manifest: true,
-            progress: Progress::hidden(),
+            events: Events::none(),
             cancel: CancellationToken::new(),
             allow_empty_source: false,
             max_delete: None,
@@ -98,8 +99,13 @@ impl SyncOptions {
         self.transfer.multipart_threshold = bytes;
         self
     }
-    pub fn with_progress(mut self, progress: Progress) -> Self {
-        self.progress = progress;
+    /// Send progress to `observer` (see [`crate::events`]).
+    pub fn with_observer(self, observer: std::sync::Arc<dyn crate::events::Observer>) -> Self {
+        self.with_events(Events::new(observer))
+    }
+    /// Send progress through `events`.
+    pub fn with_events(mut self, events: Events) -> Self {
+        self.events = events;
         self
     }
     /// Accept a source with no objects (a sync of it empties the destination with `delete`).

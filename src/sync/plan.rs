@@ -13,6 +13,7 @@ use futures::StreamExt;
 
 use crate::diff::{diff, Plan, PlanItem, SourceObject, State};
 use crate::error::{Error, Result};
+use crate::events::Stage;
 use crate::listing::{list_dataset, ObjectStat};
 use crate::manifest::build::{build_from_listing, entry_matches_stat, BuildOptions};
 use crate::manifest::{self, Manifest, ShardEntry, StoredManifest};
@@ -207,7 +208,7 @@ async fn hash_where_needed(
     }
     let b = BuildOptions {
         concurrency: opts.concurrency.get(),
-        progress: opts.progress.clone(),
+        events: opts.events.clone(),
     };
     let built = build_from_listing(src, &must_hash, None, &b).await?;
     for e in built.manifest.shards {
@@ -240,11 +241,11 @@ async fn settle_unproven(dst: &Dataset, plan: &mut Plan, opts: &SyncOptions) -> 
         .iter()
         .map(|(n, _)| plan.items[*n].dst.as_ref().map_or(0, |d| d.size))
         .sum();
-    opts.progress.start("proving", to_prove.len() as u64, bytes);
+    opts.events.start(Stage::Proving, to_prove.len() as u64, bytes);
     let results: Vec<(usize, ProofResult)> = futures::stream::iter(to_prove)
         .map(|(n, sha)| {
             let path = plan.items[n].path.clone();
-            let progress = opts.progress.clone();
+            let progress = opts.events.clone();
             async move {
                 let r = prove_same(dst, &path, &sha, opts.verify, &progress).await;
                 progress.object_done(&path);
@@ -254,7 +255,7 @@ async fn settle_unproven(dst: &Dataset, plan: &mut Plan, opts: &SyncOptions) -> 
         .buffer_unordered(opts.concurrency.get())
         .collect()
         .await;
-    opts.progress.finish();
+    opts.events.finish();
     for (n, r) in results {
         apply_proof(&mut plan.items[n], r?);
     }

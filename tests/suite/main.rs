@@ -8,6 +8,7 @@ mod backends;
 mod check;
 mod cli;
 mod destination_full;
+mod events;
 mod faults;
 mod harness;
 mod input;

@@ -1,39 +1,40 @@
-//! Progress reporting: indicatif bars on a terminal, nothing otherwise.
+//! Bars bars: the library's events drawn with indicatif on a terminal, nothing otherwise.
 //!
-//! The library reports into a [`Progress`] handle; the binary decides whether it draws
-//! (stderr is a TTY and `--quiet` is off). A hidden handle costs an atomic add per chunk.
+//! The library reports [`Event`]s; [`Bars`] is the binary's observer of them, and decides
+//! whether it draws (stderr is a TTY and `--quiet` is off). Hidden bars observe nothing.
 
 use std::io::IsTerminal;
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use shardsync::events::{Event, Events, Observer};
 
 /// A pair of bars: bytes (with rate and ETA) and objects done / total.
 #[derive(Clone)]
-pub struct Progress {
+pub struct Bars {
     multi: Option<MultiProgress>,
     bytes: ProgressBar,
     shards: ProgressBar,
 }
 
-impl std::fmt::Debug for Progress {
+impl std::fmt::Debug for Bars {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Progress")
+        f.debug_struct("Bars")
             .field("visible", &self.multi.is_some())
             .finish()
     }
 }
 
-impl Default for Progress {
+impl Default for Bars {
     fn default() -> Self {
         Self::hidden()
     }
 }
 
-impl Progress {
+impl Bars {
     /// Draws nothing.
     pub fn hidden() -> Self {
-        Progress {
+        Bars {
             multi: None,
             bytes: ProgressBar::hidden(),
             shards: ProgressBar::hidden(),
@@ -60,15 +61,24 @@ impl Progress {
                 .expect("valid template"),
         );
         bytes.enable_steady_tick(Duration::from_millis(200));
-        Progress {
+        Bars {
             multi: Some(multi),
             bytes,
             shards,
         }
     }
 
-    /// Start a phase (`hashing`, `copying`, `checking`) over `objects` objects and `bytes` bytes.
-    pub fn start(&self, phase: &str, objects: u64, bytes: u64) {
+    /// The events handle the library reports through: to these bars, or nowhere when hidden.
+    pub fn events(&self) -> Events {
+        if self.is_visible() {
+            Events::new(std::sync::Arc::new(self.clone()))
+        } else {
+            Events::none()
+        }
+    }
+
+    /// Start a phase (`hashing`, `copying`) over `objects` objects and `bytes` bytes.
+    fn start(&self, phase: &str, objects: u64, bytes: u64) {
         self.bytes.set_prefix(phase.to_string());
         self.bytes.set_length(bytes);
         self.bytes.set_position(0);
@@ -79,17 +89,17 @@ impl Progress {
     }
 
     /// Bytes moved or hashed.
-    pub fn add_bytes(&self, n: u64) {
+    fn add_bytes(&self, n: u64) {
         self.bytes.inc(n);
     }
 
     /// Take back bytes of an attempt that will be retried.
-    pub fn sub_bytes(&self, n: u64) {
+    fn sub_bytes(&self, n: u64) {
         self.bytes.set_position(self.bytes.position().saturating_sub(n));
     }
 
     /// One object finished.
-    pub fn object_done(&self, path: &str) {
+    fn object_done(&self, path: &str) {
         self.shards.inc(1);
         self.shards.set_message(path.to_string());
     }
@@ -113,5 +123,22 @@ impl Progress {
     /// Whether bars are drawn.
     pub fn is_visible(&self) -> bool {
         self.multi.is_some()
+    }
+}
+
+impl Observer for Bars {
+    fn on_event(&self, event: &Event<'_>) {
+        match *event {
+            Event::StageStarted {
+                stage,
+                objects,
+                bytes,
+            } => self.start(stage.as_str(), objects, bytes),
+            Event::Bytes(n) => self.add_bytes(n),
+            Event::BytesRetracted(n) => self.sub_bytes(n),
+            Event::ObjectDone { path } => self.object_done(path),
+            Event::StageFinished => self.finish(),
+            _ => {}
+        }
     }
 }
