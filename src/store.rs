@@ -87,7 +87,8 @@ impl std::fmt::Debug for Dataset {
 /// Options for opening a dataset.
 #[derive(Debug, Clone, Default)]
 pub struct OpenOptions {
-    /// `KEY=VALUE` pairs: object_store config keys for the URL's backend.
+    /// `KEY=VALUE` pairs: object_store config keys for the URL's backend; for S3 also
+    /// `profile=NAME`, the AWS profile to take credentials, region and endpoint from.
     pub options: Vec<(String, String)>,
     /// Accept a missing local directory as an empty dataset (destinations) instead of failing
     /// (sources). Nothing is created until something is written.

@@ -319,3 +319,124 @@ async fn a_credential_process_profile_supplies_the_keys_and_its_failure_is_one_l
     assert!(err.contains("\"broken\"") && err.contains(&dst), "{err}");
     assert!(!srv.root.join("data/dst").exists(), "nothing written");
 }
+
+#[tokio::test]
+async fn credential_process_runs_once_per_store_and_again_when_its_credentials_near_expiry() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new(Backend::S3).await;
+    demo_source(&env, "src").await;
+    let srv = env.server.as_ref().unwrap();
+    let home = AwsHome::new("", "");
+    // Appends a line to its counter on each run; `expiry` is a `date -d` offset or empty.
+    let script = |name: &str, expiry: &str| -> (PathBuf, PathBuf) {
+        let counter = home.path().join(format!("{name}.runs"));
+        let expiration = if expiry.is_empty() {
+            String::new()
+        } else {
+            format!(r#","Expiration":"'"$(date -u -d '{expiry}' +%Y-%m-%dT%H:%M:%SZ)"'""#)
+        };
+        let p = home.path().join(format!("{name}.sh"));
+        std::fs::write(
+            &p,
+            format!(
+                "#!/bin/sh\necho run >> '{}'\nprintf '%s' '{{\"Version\":1,\"AccessKeyId\":\"{}\",\"SecretAccessKey\":\"{}\"{expiration}}}'\n",
+                counter.display(),
+                srv.access_key,
+                srv.secret_key
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        (p, counter)
+    };
+    let (steady, steady_runs) = script("steady", "");
+    let (soon, soon_runs) = script("soon", "+90 seconds");
+    let endpoint = &srv.endpoint;
+    std::fs::write(
+        home.path().join(".aws/config"),
+        format!(
+            "[profile steady]\nendpoint_url = {endpoint}\ncredential_process = {}\n\n\
+             [profile soon]\nendpoint_url = {endpoint}\ncredential_process = {}\n",
+            steady.display(),
+            soon.display()
+        ),
+    )
+    .unwrap();
+    let runs = |p: &Path| std::fs::read_to_string(p).unwrap_or_default().lines().count();
+    let src = env.url("src");
+    for profile in ["steady", "soon"] {
+        let r = home
+            .run(
+                &args(&["manifest", "build", &src, "--opt", &format!("profile={profile}")]),
+                &[],
+            )
+            .await;
+        assert_eq!(r.code, Some(0), "{profile}: {r:?}");
+    }
+    // Listing, reading every shard's footer and writing the manifest: many signed requests.
+    assert_eq!(
+        runs(&steady_runs),
+        1,
+        "credentials without an expiry are fetched once"
+    );
+    assert!(
+        runs(&soon_runs) > 1,
+        "credentials expiring within minutes are fetched again: {} run(s)",
+        runs(&soon_runs)
+    );
+}
+
+#[tokio::test]
+async fn an_option_beats_a_named_profile_which_beats_the_environment_which_beats_aws_profile() {
+    let env = Env::new(Backend::S3).await;
+    demo_source(&env, "src").await;
+    let srv = env.server.as_ref().unwrap();
+    // Nothing listens on port 9: a store sent there fails.
+    let closed = "http://127.0.0.1:9";
+    let home = AwsHome::new(
+        &format!(
+            "[profile good]\nendpoint_url = {}\n\n[profile closed]\nendpoint_url = {closed}\n",
+            srv.endpoint
+        ),
+        &(credentials_section("good", &env) + &credentials_section("closed", &env)),
+    );
+    let src = env.url("src");
+    let build = |extra: &[&str]| {
+        let mut a = args(&["manifest", "build", &src]);
+        a.extend(args(extra));
+        a
+    };
+    let endpoint_opt = format!("endpoint={}", srv.endpoint);
+    type Case<'a> = (&'a str, Vec<String>, Vec<(&'a str, &'a str)>);
+    let cases: [Case; 3] = [
+        (
+            "endpoint= beats profile=",
+            build(&[
+                "--opt",
+                "profile=closed",
+                "--opt",
+                &endpoint_opt,
+                "--opt",
+                "allow_http=true",
+            ]),
+            vec![],
+        ),
+        (
+            "profile= beats AWS_ENDPOINT_URL",
+            build(&["--opt", "profile=good"]),
+            vec![("AWS_ENDPOINT_URL", closed)],
+        ),
+        (
+            "AWS_ENDPOINT_URL beats AWS_PROFILE",
+            build(&["--opt", "allow_http=true"]),
+            vec![
+                ("AWS_PROFILE", "closed"),
+                ("AWS_ENDPOINT_URL", srv.endpoint.as_str()),
+            ],
+        ),
+    ];
+    for (what, argv, aws_env) in cases {
+        let r = home.run(&argv, &aws_env).await;
+        assert_eq!(r.code, Some(0), "{what}: {r:?}");
+    }
+}
