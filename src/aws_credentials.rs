@@ -27,6 +27,7 @@ use aws_config::default_provider::credentials::DefaultCredentialsChain;
 use aws_config::profile::{ProfileFileCredentialsProvider, ProfileSet};
 use aws_config::provider_config::ProviderConfig;
 use aws_config::Region;
+use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_runtime::env_config::file::EnvConfigFiles as ProfileFiles;
 use aws_types::os_shim_internal::{Env, Fs};
@@ -290,7 +291,15 @@ impl CredentialProvider for ChainProvider {
                     source: Box::new(Error::AwsCredentials {
                         url: self.url.clone(),
                         profile: self.profile.clone(),
-                        reason: one_line(&e),
+                        reason: match e {
+                            // The chain's message lists every provider at length; say it briefly.
+                            CredentialsError::CredentialsNotLoaded(_) if !self.only_profile => {
+                                "no credentials found (tried AWS_ACCESS_KEY_ID, the profile, web \
+                             identity, container and instance credentials)"
+                                    .into()
+                            }
+                            e => one_line(&e),
+                        },
                     }),
                 })?;
         let credential = Arc::new(AwsCredential {

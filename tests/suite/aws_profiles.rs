@@ -440,3 +440,20 @@ async fn an_option_beats_a_named_profile_which_beats_the_environment_which_beats
         assert_eq!(r.code, Some(0), "{what}: {r:?}");
     }
 }
+
+#[tokio::test]
+async fn no_credentials_anywhere_is_one_line_naming_the_store() {
+    let env = Env::new(Backend::S3).await;
+    demo_source(&env, "src").await;
+    let srv = env.server.as_ref().unwrap();
+    let home = AwsHome::new(&format!("[default]\nendpoint_url = {}\n", srv.endpoint), "");
+    let src = env.url("src");
+    let r = home.run(&args(&["manifest", "build", &src]), &[]).await;
+    assert_eq!(r.code, Some(2), "{r:?}");
+    let err = r.stderr.trim_end();
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(
+        err.contains(&src) && err.contains("no credentials found"),
+        "{err}"
+    );
+}
