@@ -57,7 +57,8 @@ pub enum ManifestCommand {
 #[derive(Debug, Args, Clone)]
 pub struct StoreOpts {
     /// Store option KEY=VALUE (object_store keys: endpoint, region, access_key_id,
-    /// secret_access_key, allow_http, ...). AWS_*/GOOGLE_*/AZURE_* variables fill the rest.
+    /// secret_access_key, allow_http, ...; profile=NAME for an AWS profile).
+    /// AWS_*/GOOGLE_*/AZURE_* variables fill the rest.
     #[arg(long = "opt", value_name = "KEY=VALUE")]
     pub opt: Vec<String>,
     /// Follow symlinks in a local folder (default: skip each with a warning naming it).

@@ -32,6 +32,15 @@ pub enum Error {
         source: object_store::Error,
     },
 
+    /// An S3 store's AWS credentials could not be had: its profile is missing, or the profile's
+    /// `credential_process` (SSO, assume-role, …) failed. Names the store and the profile.
+    #[error("{url}: AWS profile {profile:?}: {reason}")]
+    AwsCredentials {
+        url: String,
+        profile: String,
+        reason: String,
+    },
+
     /// The manifest is not something we can trust: bad JSON, unknown format, hostile entry.
     #[error("invalid manifest {location}: {reason}")]
     InvalidManifest { location: String, reason: String },
@@ -224,6 +233,18 @@ pub fn redact_secrets(s: &str) -> String {
 
 impl Error {
     pub(crate) fn store(path: impl Into<String>, op: &'static str, source: object_store::Error) -> Self {
+        // Credentials that could not be had fail every request alike: say that, not the path.
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&source);
+        while let Some(c) = cause {
+            if let Some(Error::AwsCredentials { url, profile, reason }) = c.downcast_ref::<Error>() {
+                return Error::AwsCredentials {
+                    url: url.clone(),
+                    profile: profile.clone(),
+                    reason: reason.clone(),
+                };
+            }
+            cause = c.source();
+        }
         Error::Store {
             path: path.into(),
             op,

@@ -11,6 +11,7 @@
 //! A Rust training pipeline can call [`sync::sync`] or [`check::check`] directly; the `shardsync`
 //! binary is a thin layer over the same calls.
 
+mod aws_credentials;
 pub mod check;
 pub mod commit;
 pub mod demo;

@@ -18,8 +18,9 @@ fn main() -> ExitCode {
     bound_allocator_footprint();
     let cli = Cli::parse();
     let filter = match cli.verbose {
-        0 => "warn",
-        1 => "info,shardsync=info",
+        // aws-config warns of each credential failure the error itself then reports.
+        0 => "warn,aws_config=error",
+        1 => "info,shardsync=info,aws_config=warn",
         _ => "debug,hyper=info,h2=info,reqwest=info,rustls=info",
     };
     tracing_subscriber::fmt()

@@ -74,6 +74,7 @@ pub(crate) fn store_wide_cause<'a>(e: &'a (dyn std::error::Error + 'static)) -> 
 pub fn classify(e: &Error) -> Failure {
     match e {
         Error::Store { source, .. } => classify_store(source),
+        Error::AwsCredentials { .. } => Failure::Permanent,
         _ => Failure::Answer,
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! This is the only place that knows about backends. Everything downstream takes a `Dataset`
 //! and works on paths relative to its root. Options are object_store config keys; the standard
-//! `AWS_*` / `GOOGLE_*` / `AZURE_*` environment variables fill in whatever the options leave out.
+//! `AWS_*` / `GOOGLE_*` / `AZURE_*` environment variables fill in whatever the options leave out;
+//! S3 stores without static keys get their credentials from `aws_credentials` (profiles).
 //! The display form of a URL (`Dataset::url`) never includes credentials.
 
 use std::collections::HashMap;
@@ -86,7 +87,8 @@ impl std::fmt::Debug for Dataset {
 /// Options for opening a dataset.
 #[derive(Debug, Clone, Default)]
 pub struct OpenOptions {
-    /// `KEY=VALUE` pairs: object_store config keys for the URL's backend.
+    /// `KEY=VALUE` pairs: object_store config keys for the URL's backend; for S3 also
+    /// `profile=NAME`, the AWS profile to take credentials, region and endpoint from.
     pub options: Vec<(String, String)>,
     /// Accept a missing local directory as an empty dataset (destinations) instead of failing
     /// (sources). Nothing is created until something is written.
@@ -108,9 +110,15 @@ impl Dataset {
         let mut s3_control = None;
         let (store, backend, namespace): (Arc<dyn ObjectStore>, Backend, String) = match scheme.as_str() {
             "s3" | "s3a" => {
-                let settings = resolve("s3", "AWS_", &[], &opts.options, s3_group, S3_UNKNOWN)?;
+                let (profile, options) = crate::aws_credentials::take_profile(&opts.options);
+                let mut settings = resolve("s3", "AWS_", &[], &options, s3_group, S3_UNKNOWN)?;
+                // No static keys: the aws CLI's chain (profiles, credential_process, SSO, …).
+                let credentials = crate::aws_credentials::provider_for(&display, profile, &mut settings)?;
                 let s3_builder = |subset: &[&Setting<AmazonS3ConfigKey>], client, checksum: bool| {
-                    let b = AmazonS3Builder::new().with_client_options(client);
+                    let mut b = AmazonS3Builder::new().with_client_options(client);
+                    if let Some(c) = &credentials {
+                        b = b.with_credentials(c.clone());
+                    }
                     let mut b = apply(b, subset, false, |b, k, v| b.with_config(k, v))
                         .with_url(parsed.as_str())
                         .with_retry(retry_config());

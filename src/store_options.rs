@@ -20,6 +20,8 @@ use crate::error::{Error, Result};
 pub(crate) enum Origin {
     Option,
     Env(String),
+    /// A value of the named AWS profile (see `aws_credentials`).
+    Profile(String),
 }
 
 /// One resolved setting for a builder.
@@ -152,6 +154,7 @@ pub(crate) fn bad_value<K: AsRef<str>>(scheme: &str, s: &Setting<K>, reason: &st
     let key = match &s.origin {
         Origin::Option => name.to_string(),
         Origin::Env(var) => format!("{name}, from the environment variable {var}"),
+        Origin::Profile(p) => format!("{name}, from the AWS profile {p:?}"),
     };
     Error::InvalidOption {
         scheme: scheme.into(),
@@ -161,7 +164,7 @@ pub(crate) fn bad_value<K: AsRef<str>>(scheme: &str, s: &Setting<K>, reason: &st
 }
 
 /// Checks object_store does not make before it uses a value (or makes by panicking).
-fn check_value<K: AsRef<str>>(scheme: &str, s: &Setting<K>) -> Result<()> {
+pub(crate) fn check_value<K: AsRef<str>>(scheme: &str, s: &Setting<K>) -> Result<()> {
     let name = s.key.as_ref();
     let v = s.value.as_str();
     if v.trim().is_empty() {

@@ -626,6 +626,8 @@ where
     c.args(args)
         .env_remove("SHARDSYNC_JOBS")
         .env_remove("SHARDSYNC_LOG")
+        // A store without keys asks the AWS chain; its last resort must not leave loopback.
+        .env("AWS_EC2_METADATA_DISABLED", "true")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

@@ -4,6 +4,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod aws_profiles;
 mod backends;
 mod check;
 mod cli;
