@@ -108,6 +108,7 @@ pub fn schema_warnings(drift: &[(String, String, String)], side: &str) -> Vec<St
 pub struct CheckOptions {
     /// Re-hash every byte on both sides.
     pub deep: bool,
+    /// Objects read at once.
     pub concurrency: usize,
     /// Where progress goes (see [`crate::events`]).
     pub events: Events,

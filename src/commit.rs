@@ -32,6 +32,7 @@ use crate::store::{Backend, Dataset, MANIFEST_KEY, META_DIR};
 /// What protects the commit against a concurrent writer on this destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum CommitProtection {
     /// The store enforces If-Match / If-None-Match.
     Enforced,
@@ -42,6 +43,7 @@ pub enum CommitProtection {
 }
 
 impl CommitProtection {
+    /// The name used in reports.
     pub fn as_str(self) -> &'static str {
         match self {
             CommitProtection::Enforced => "enforced",

@@ -16,6 +16,7 @@ use crate::manifest::{build::entry_matches_stat, Manifest, ShardEntry};
 /// A source object: its listing, and its manifest entry when the bytes' hash is known.
 #[derive(Debug, Clone)]
 pub struct SourceObject {
+    /// The object as the source lists it.
     pub stat: ObjectStat,
     /// `None` when the object changed since the source manifest was built (or there is none):
     /// the hash will be taken while the bytes are copied.
@@ -25,6 +26,7 @@ pub struct SourceObject {
 /// The state of one path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum State {
     /// Only in the source.
     New,
@@ -41,6 +43,7 @@ pub enum State {
 }
 
 impl State {
+    /// The name used in reports (`new`, `changed`).
     pub fn as_str(self) -> &'static str {
         match self {
             State::New => "new",
@@ -61,8 +64,11 @@ impl State {
 /// One path of the plan.
 #[derive(Debug, Clone)]
 pub struct PlanItem {
+    /// The path relative to the dataset root.
     pub path: String,
+    /// What the sync must do with it.
     pub state: State,
+    /// The source's side, if it has the path.
     pub src: Option<SourceObject>,
     /// The destination object as listed.
     pub dst: Option<ObjectStat>,
@@ -82,21 +88,29 @@ impl PlanItem {
 /// The comparison of a source and a destination, sorted by path.
 #[derive(Debug, Clone, Default)]
 pub struct Plan {
+    /// Every path of either side, sorted.
     pub items: Vec<PlanItem>,
 }
 
 /// Counts per state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct PlanCounts {
+    /// Paths only the source has.
     pub new: usize,
+    /// Paths whose bytes differ.
     pub changed: usize,
+    /// Paths the destination manifest names but its store lacks.
     pub missing: usize,
+    /// Paths only the destination has.
     pub extra: usize,
+    /// Paths identical on both sides.
     pub same: usize,
+    /// Paths whose destination bytes are not yet proven either way.
     pub unproven: usize,
 }
 
 impl Plan {
+    /// How many items are in each state.
     pub fn counts(&self) -> PlanCounts {
         let mut c = PlanCounts::default();
         for i in &self.items {

@@ -6,8 +6,11 @@
 
 use std::path::PathBuf;
 
-/// Errors from shardsync's library.
+/// Errors from shardsync's library. Each variant says what went wrong and where (the store
+/// URL, the object's path); its fields are named for what they hold.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+#[allow(missing_docs)] // the fields: each variant's doc and message say what they hold
 pub enum Error {
     /// The URL could not be parsed or names a scheme we do not support.
     #[error("invalid store URL {url:?}: {reason}")]
@@ -206,7 +209,7 @@ const SECRET_PARAMS: [&str; 7] = [
 ];
 
 /// Remove credential-bearing parts of a message that quotes a server's answer or a URL:
-/// the contents of [`SECRET_ELEMENTS`] and the values of [`SECRET_PARAMS`] become `***`.
+/// the contents of `SECRET_ELEMENTS` and the values of `SECRET_PARAMS` become `***`.
 pub fn redact_secrets(s: &str) -> String {
     let mut out = s.to_string();
     for tag in SECRET_ELEMENTS {
@@ -253,7 +256,7 @@ impl Error {
     }
 
     /// True when retrying the same operation may succeed (network, 5xx, throttling); see
-    /// [`crate::retry::classify`].
+    /// `retry::classify`.
     pub fn is_transient(&self) -> bool {
         crate::retry::classify(self) == crate::retry::Failure::Transient
     }
@@ -326,6 +329,7 @@ impl Error {
     }
 }
 
+/// A result whose error is shardsync's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ pub use crate::footer::parse_footer;
 use crate::footer::{FOOTER_LEN, MAGIC};
 
 /// Hashes a byte stream and keeps its head magic and its tail.
+#[derive(Debug)]
 pub struct StreamHasher {
     sha: Sha256,
     len: u64,
@@ -31,6 +32,7 @@ impl Default for StreamHasher {
 }
 
 impl StreamHasher {
+    /// An empty hasher.
     pub fn new() -> Self {
         StreamHasher {
             sha: Sha256::new(),
@@ -66,6 +68,7 @@ impl StreamHasher {
         self.len
     }
 
+    /// Whether no byte has been fed yet.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -87,7 +90,9 @@ impl StreamHasher {
 
 /// The result of hashing a stream.
 pub struct Hashed {
+    /// Hex SHA-256 of the bytes.
     pub sha256: String,
+    /// Bytes hashed.
     pub size: u64,
     head: Vec<u8>,
     tail: Vec<u8>,
@@ -96,8 +101,11 @@ pub struct Hashed {
 /// What a Parquet footer tells us.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParquetFacts {
+    /// Rows in the file.
     pub rows: u64,
+    /// Row groups in the file.
     pub row_groups: u64,
+    /// The Arrow schema, as a canonical string.
     pub schema: String,
 }
 
@@ -111,7 +119,9 @@ impl std::fmt::Debug for Hashed {
 }
 
 /// Outcome of reading the footer from the kept tail.
+#[derive(Debug)]
 pub enum Footer {
+    /// Decoded: the file's facts.
     Parsed(ParquetFacts),
     /// The footer is larger than the kept tail: read `range` of the object and call [`parse_footer`].
     NeedRange(std::ops::Range<u64>),

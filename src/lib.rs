@@ -1,3 +1,4 @@
+#![warn(missing_docs, missing_debug_implementations)]
 //! shardsync: keep Parquet training datasets byte-identical across object stores.
 //!
 //! The pipeline, each stage its own module:
@@ -19,15 +20,15 @@ pub mod diff;
 pub mod display;
 pub mod error;
 pub mod events;
-pub mod footer;
+mod footer;
 pub mod hash;
 pub mod listing;
 pub mod local;
-pub mod lock;
+mod lock;
 pub mod manifest;
 pub mod report;
-pub mod retry;
-pub mod s3_control;
+mod retry;
+mod s3_control;
 pub mod safety;
 pub mod store;
 mod store_options;

@@ -12,7 +12,7 @@
 //! - A key object_store cannot represent at all (`a//b`, a `.` or `..` segment on S3, GCS or
 //!   Azure; a file name with an ASCII control character in a local folder) ends object_store's
 //!   listing there: S3 loses the whole page, and a local walk stops. On S3 the dataset is then
-//!   listed again with a raw ListObjectsV2 ([`crate::s3_control`]), which yields the same
+//!   listed again with a raw ListObjectsV2 (`s3_control`), which yields the same
 //!   `ObjectMeta` object_store would for every other key, and the unrepresentable keys join
 //!   [`Listing::skipped`]. Elsewhere it is fatal, naming the key, since syncing a partial
 //!   listing would copy (and with `--delete` prune to) a partial dataset.
@@ -30,9 +30,13 @@ use crate::store::{Backend, Dataset};
 /// An object as the store lists it, path relative to the dataset root.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectStat {
+    /// Path relative to the dataset root.
     pub path: String,
+    /// Size in bytes.
     pub size: u64,
+    /// Last modified, as the store reports it.
     pub mtime: DateTime<Utc>,
+    /// The store's ETag, where it gives one.
     pub etag: Option<String>,
 }
 
@@ -52,6 +56,7 @@ impl ObjectStat {
 pub struct SkippedKey {
     /// The key relative to the dataset root, raw (escape it before showing it).
     pub key: String,
+    /// Why it is not carried.
     pub reason: String,
 }
 

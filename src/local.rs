@@ -49,17 +49,32 @@ pub const STAGING_PREFIX: &str = ".shardsync-tmp-";
 
 /// Something in a local folder that is not an object of the dataset.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Skipped {
     /// A symlink, not followed. `target` as `readlink` gives it.
-    Symlink { target: String },
+    Symlink {
+        /// Where the link points.
+        target: String,
+    },
     /// A symlink whose target does not exist.
-    Dangling { target: String },
+    Dangling {
+        /// Where the link points.
+        target: String,
+    },
     /// A FIFO, socket or device: never opened.
-    Special { kind: &'static str },
+    Special {
+        /// `fifo`, `socket` or `device`.
+        kind: &'static str,
+    },
     /// A directory symlink that leads back to one of its own ancestors (when following).
     Loop,
     /// A staging file shardsync wrote and did not finish (its process was killed).
-    Staging { host: String, pid: u32 },
+    Staging {
+        /// The host the writing sync ran on.
+        host: String,
+        /// Its process id.
+        pid: u32,
+    },
     /// A `name#N` staging file of object_store's `LocalFileSystem` (older shardsync versions,
     /// or another tool): not ours to remove.
     ForeignStaging,
@@ -70,6 +85,7 @@ pub enum Skipped {
 pub struct Notice {
     /// The path inside the folder (relative to the dataset root once it reaches a report).
     pub path: String,
+    /// Why it was skipped.
     pub what: Skipped,
 }
 

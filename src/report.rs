@@ -14,21 +14,30 @@ pub const REPORT_VERSION: u32 = 1;
 /// What kind of problem a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum FindingKind {
+    /// In the source, absent (or listed but gone) at the destination.
     Missing,
+    /// Same size, different bytes.
     Changed,
+    /// At the destination only.
     Extra,
+    /// Sizes differ between the two sides.
     SizeMismatch,
+    /// Bytes differ from the SHA-256 a manifest records: silent corruption.
     Corrupt,
     /// A `.parquet` object whose footer cannot be read (fatal: `--strict-parquet`).
     InvalidParquet,
     /// The same, as a warning: the bytes are synced and proven, the entry has a `parquet_error`.
     UnreadableFooter,
+    /// Parquet schemas differ between shards that should share one.
     SchemaDrift,
+    /// An operation on this object failed.
     Error,
 }
 
 impl FindingKind {
+    /// The name used in JSON and Markdown (`size_mismatch`).
     pub fn as_str(self) -> &'static str {
         match self {
             FindingKind::Missing => "missing",
@@ -84,7 +93,9 @@ pub fn footer_findings<'a>(
 /// One problem, about one path.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
+    /// The object's path relative to the dataset root.
     pub path: String,
+    /// What was found.
     pub kind: FindingKind,
     /// What is wrong and what to do, for a person.
     pub detail: String,
@@ -106,23 +117,37 @@ pub struct ProofCounts {
 /// A run's consistency report.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// The report format's version.
     pub version: u32,
+    /// The command that made it (`sync`, `check`, `verify`).
     pub command: String,
     /// `incremental`, `full`, `dry-run`, `shallow`, `deep`.
     pub mode: String,
+    /// The source URL (credentials removed).
     pub src: Option<String>,
+    /// The destination URL (credentials removed).
     pub dst: Option<String>,
+    /// When the command started.
     pub started_at: DateTime<Utc>,
+    /// When it finished.
     pub finished_at: DateTime<Utc>,
+    /// Seconds between the two.
     pub elapsed_seconds: f64,
     /// True when the two sides hold the same dataset (or the store matches its manifest).
     pub consistent: bool,
+    /// The source dataset's manifest digest, when every entry is known.
     pub src_digest: Option<String>,
+    /// The destination's manifest digest (after the commit, for a sync).
     pub dst_digest: Option<String>,
+    /// Shards in the source.
     pub shards_total: u64,
+    /// Shards copied and verified this run.
     pub shards_copied: u64,
+    /// Shards already identical at the destination.
     pub shards_skipped: u64,
+    /// Destination extras deleted (`--delete`).
     pub shards_deleted: u64,
+    /// Shards whose copy failed (not committed).
     pub shards_failed: u64,
     /// Shards a sync did not copy because it was interrupted (Ctrl-C).
     #[serde(default)]
@@ -130,9 +155,13 @@ pub struct Report {
     /// The sync was interrupted before it copied everything it planned to.
     #[serde(default)]
     pub interrupted: bool,
+    /// Bytes in the source.
     pub bytes_total: u64,
+    /// Bytes copied this run.
     pub bytes_copied: u64,
+    /// Bytes not copied because already there.
     pub bytes_skipped: u64,
+    /// Bytes copied per second of the whole run.
     pub throughput_bytes_per_sec: f64,
     /// C(A,B): the share of paths that differ between the two sides, after the run.
     pub inconsistency: f64,
@@ -142,14 +171,21 @@ pub struct Report {
     /// E(A,B) = T/N: elapsed seconds per shard of the dataset.
     pub seconds_per_shard: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// How copies were verified.
     pub verify: Option<VerifyMode>,
+    /// How many copies each kind of proof settled.
     pub proofs: ProofCounts,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// Whether the destination enforces conditional writes (from the probe).
     pub commit_protection: Option<CommitProtection>,
+    /// Whether a destination manifest was committed this run.
     pub committed: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// What the plan found, per state.
     pub plan: Option<PlanCounts>,
+    /// Things that did not fail the run but deserve a look.
     pub warnings: Vec<String>,
+    /// Per-object findings.
     pub findings: Vec<Finding>,
     /// Why the run failed as a whole (lease lost, commit refused, a store unreachable), when
     /// it did: the counts then say what was known when it stopped.

@@ -84,11 +84,14 @@ pub fn check_deletions(dst: &Dataset, count: usize, total: usize, limit: DeleteL
 /// dataset's root inside it as `/`-separated segments.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scope {
+    /// The store a dataset lives in (a bucket on an endpoint, a file system).
     pub namespace: String,
+    /// The dataset root's path segments within it.
     pub segments: Vec<String>,
 }
 
 impl Scope {
+    /// The scope of a dataset rooted at `root` in `namespace`.
     pub fn new(namespace: impl Into<String>, root: &str) -> Scope {
         Scope {
             namespace: namespace.into(),

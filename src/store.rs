@@ -31,11 +31,17 @@ pub const MANIFEST_KEY: &str = "_shardsync/manifest.json";
 /// Which backend a dataset lives on; decides capabilities we cannot probe cheaply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Backend {
+    /// In memory (tests).
     Memory,
+    /// A local folder.
     Local,
+    /// Amazon S3 or an S3-compatible server.
     S3,
+    /// Google Cloud Storage.
     Gcs,
+    /// Azure Blob Storage.
     Azure,
 }
 

@@ -134,6 +134,7 @@ impl Default for TransferOptions {
 /// One object to copy.
 #[derive(Debug, Clone)]
 pub struct CopyJob {
+    /// Path relative to both dataset roots.
     pub path: String,
     /// The size the plan expects.
     pub size: u64,
@@ -149,7 +150,9 @@ pub struct CopyJob {
 /// What a successful copy proved.
 #[derive(Debug)]
 pub struct Copied {
+    /// SHA-256 and size of the bytes read from the source.
     pub hashed: Hashed,
+    /// Attempts made (1 when nothing was retried).
     pub attempts: u32,
     /// Whether anything was written (see [`CopyJob::unless_sha256`]).
     pub written: bool,

@@ -31,6 +31,7 @@ pub enum VerifyMode {
 /// Which proof was made for an object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Proof {
     /// The destination's listing after the copies shows the object's size and the ETag its PUT
     /// was answered with: it is the very object written (whose bytes the PUT's SHA-256

@@ -37,11 +37,13 @@ impl Default for BuildOptions {
 /// What [`build_manifest`] did.
 #[derive(Debug, Clone)]
 pub struct BuildOutcome {
+    /// The manifest built.
     pub manifest: Manifest,
     /// Entries taken from the previous manifest without reading bytes.
     pub reused: usize,
     /// Objects streamed and hashed.
     pub hashed: usize,
+    /// Bytes read to hash objects whose entries could not be reused.
     pub bytes_hashed: u64,
     /// Keys the listing did not carry (see [`crate::listing`]); empty from [`build_from_listing`].
     pub skipped: Vec<SkippedKey>,

@@ -112,11 +112,13 @@ pub struct Manifest {
     pub format: String,
     /// The dataset's URL (credentials removed) when the manifest was built.
     pub dataset: String,
+    /// When this manifest was built.
     pub created_at: DateTime<Utc>,
     /// `shardsync <version>`.
     pub generator: String,
     /// SHA-256 over the sorted `(path, size, sha256)` triples.
     pub digest: String,
+    /// Files, bytes and rows in all.
     pub totals: Totals,
     /// Entries sorted by path.
     pub shards: Vec<ShardEntry>,
@@ -411,6 +413,7 @@ pub fn is_parquet_path(path: &str) -> bool {
 /// A manifest as read from a store, with the version to commit against.
 #[derive(Debug, Clone)]
 pub struct StoredManifest {
+    /// The manifest as stored.
     pub manifest: Manifest,
     /// The object's ETag/version when read: the precondition for the next commit.
     pub version: UpdateVersion,

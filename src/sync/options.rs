@@ -20,7 +20,9 @@ pub struct SyncOptions {
     pub dry_run: bool,
     /// Objects copied (or hashed, or proven) at once.
     pub concurrency: NonZeroUsize,
+    /// How copies are verified.
     pub verify: VerifyMode,
+    /// Multipart, memory and retry settings of the copies.
     pub transfer: TransferOptions,
     /// Write the refreshed source manifest back to the source.
     pub write_source_manifest: bool,
@@ -63,14 +65,17 @@ impl Default for SyncOptions {
 }
 
 impl SyncOptions {
+    /// Copy every shard, not only those that differ.
     pub fn with_full(mut self, full: bool) -> Self {
         self.full = full;
         self
     }
+    /// Delete the destination's extras after the commit.
     pub fn with_delete(mut self, delete: bool) -> Self {
         self.delete = delete;
         self
     }
+    /// Plan only.
     pub fn with_dry_run(mut self, dry_run: bool) -> Self {
         self.dry_run = dry_run;
         self
@@ -85,6 +90,7 @@ impl SyncOptions {
         self.cancel = cancel;
         self
     }
+    /// How copies are verified.
     pub fn with_verify(mut self, mode: VerifyMode) -> Self {
         self.verify = mode;
         self
