@@ -8,12 +8,12 @@ use crate::diff::State;
 use crate::error::{Error, Result};
 use crate::events::{Events, Stage};
 use crate::hash::{parse_footer, ParquetFacts};
-use crate::listing::list_dataset;
+use crate::listing::{list_dataset, ObjectStat};
 use crate::manifest::build::entry_matches_stat;
 use crate::manifest::{self, Manifest, ShardEntry};
 use crate::report::{footer_findings, only_warnings, Finding, FindingKind, Report};
 use crate::store::Dataset;
-use crate::sync::{finding_for, prepare_with, SyncOptions};
+use crate::sync::{finding_for, prepare_with, Prepared, SyncOptions};
 use crate::verify::VerifyMode;
 
 /// The folder a shard lives in (`""` at the root): the unit a loader reads as one table.
@@ -163,7 +163,34 @@ pub async fn check(src: &Dataset, dst: &Dataset, opts: &CheckOptions) -> Result<
     let plan = &prepared.plan;
     report.plan = Some(plan.counts());
     report.warnings.extend(prepared.warnings.iter().cloned());
-    for item in &plan.items {
+    plan_findings(&mut report, &prepared, dst, opts).await?;
+    record_digests(&mut report, &prepared, opts);
+    let sources = plan.items.iter().filter_map(|i| i.src.as_ref());
+    report.shards_total = sources.clone().count() as u64;
+    report.bytes_total = sources.map(|s| s.stat.size).sum();
+    report.inconsistency = crate::sync::plan::inconsistency(plan);
+    crate::local::add_to_check(&mut report, src, dst);
+    report.consistent = only_warnings(&report.findings);
+    if report.consistent && report.src_digest.is_some() && report.dst_digest != report.src_digest {
+        report.warnings.push(format!(
+            "the destination holds the source's bytes, but its manifest (digest {}) is out of date; \
+             the next sync rewrites it",
+            report.dst_digest.as_deref().unwrap_or("none")
+        ));
+    }
+    report.finish();
+    Ok(report)
+}
+
+/// A finding per plan item that differs (in deep mode, a changed object whose metadata claims
+/// the source's hash is corruption), and one per corrupt source object.
+async fn plan_findings(
+    report: &mut Report,
+    prepared: &Prepared,
+    dst: &Dataset,
+    opts: &CheckOptions,
+) -> Result<()> {
+    for item in &prepared.plan.items {
         let Some(mut f) = finding_for(item) else {
             continue;
         };
@@ -185,56 +212,38 @@ pub async fn check(src: &Dataset, dst: &Dataset, opts: &CheckOptions) -> Result<
                     .into(),
         });
     }
+    Ok(())
+}
+
+/// Each side's real digest: the source's dataset as it is now, and the manifest the
+/// destination has committed (what a training run there logs), not the matching subset. The
+/// source's schema and footer findings come with its entries.
+fn record_digests(report: &mut Report, prepared: &Prepared, opts: &CheckOptions) {
+    let plan = &prepared.plan;
     let src_entries: Option<Vec<ShardEntry>> = plan
         .items
         .iter()
         .filter_map(|i| i.src.as_ref())
         .map(|s| s.entry.clone())
         .collect();
+    if let Some(src_entries) = &src_entries {
+        report_schema_drift(report, src_entries, "source", opts.strict_schema);
+        report
+            .findings
+            .extend(footer_findings(src_entries, opts.strict_parquet));
+        report.src_digest = Some(manifest::digest_of(src_entries));
+    }
     let dst_entries: Vec<ShardEntry> = plan
         .items
         .iter()
         .filter(|i| i.state == State::Same)
         .filter_map(|i| i.dst_entry.clone())
         .collect();
-    if let Some(src_entries) = &src_entries {
-        report_schema_drift(&mut report, src_entries, "source", opts.strict_schema);
-        report
-            .findings
-            .extend(footer_findings(src_entries, opts.strict_parquet));
-        report.src_digest = Some(manifest::digest_of(src_entries));
-    }
-    // Each side's real digest: the source's dataset as it is now, and the manifest the
-    // destination has committed (what a training run there logs), not the matching subset.
     report.dst_digest = match &prepared.dst_stored {
         Some(stored) => Some(stored.manifest.digest.clone()),
         None if dst_entries.len() == plan.items.len() => Some(manifest::digest_of(&dst_entries)),
         None => None,
     };
-    report.shards_total = plan.items.iter().filter(|i| i.src.is_some()).count() as u64;
-    report.bytes_total = plan
-        .items
-        .iter()
-        .filter_map(|i| i.src.as_ref())
-        .map(|s| s.stat.size)
-        .sum();
-    let differ = plan.items.iter().filter(|i| i.state != State::Same).count();
-    report.inconsistency = if plan.items.is_empty() {
-        0.0
-    } else {
-        differ as f64 / plan.items.len() as f64
-    };
-    crate::local::add_to_check(&mut report, src, dst);
-    report.consistent = only_warnings(&report.findings);
-    if report.consistent && report.src_digest.is_some() && report.dst_digest != report.src_digest {
-        report.warnings.push(format!(
-            "the destination holds the source's bytes, but its manifest (digest {}) is out of date; \
-             the next sync rewrites it",
-            report.dst_digest.as_deref().unwrap_or("none")
-        ));
-    }
-    report.finish();
-    Ok(report)
 }
 
 /// Whether a destination object that a deep check found to differ carries the source's SHA-256
@@ -254,31 +263,17 @@ async fn claims_source_hash(dst: &Dataset, item: &crate::diff::PlanItem) -> Resu
     ))
 }
 
-/// Check one store against its own manifest: missing objects, size mismatches, unreadable
-/// Parquet footers, schema drift, extras; with `deep`, hash mismatches.
-pub async fn verify_store(ds: &Dataset, opts: &CheckOptions) -> Result<Report> {
-    let mut report = Report::new(
-        "verify",
-        if opts.deep { "deep" } else { "shallow" },
-        Some(&ds.url),
-        None,
-    );
-    let stored = manifest::load(ds).await?.ok_or_else(|| Error::InvalidManifest {
-        location: format!("{}/{}", ds.url, crate::store::MANIFEST_KEY),
-        reason: "no manifest (run `shardsync manifest build` first)".into(),
-    })?;
-    let m: Manifest = stored.manifest;
-    let listing = list_dataset(ds).await?;
-    listing.check_strict(ds, opts.strict)?;
-    report.warnings.extend(listing.warning(ds));
-    let listing = listing.objects;
-    report.src_digest = Some(m.digest.clone());
-    report.shards_total = m.shards.len() as u64;
-    report.bytes_total = m.totals.bytes;
-
-    let listed: std::collections::HashMap<&str, &crate::listing::ObjectStat> =
+/// Compare the manifest with the listing: extras, missing objects, size mismatches and (when
+/// shallow) rewritten objects become findings; the entries left are returned to be read.
+fn compare_with_listing(
+    m: &Manifest,
+    listing: &[ObjectStat],
+    opts: &CheckOptions,
+    report: &mut Report,
+) -> Vec<ShardEntry> {
+    let listed: std::collections::HashMap<&str, &ObjectStat> =
         listing.iter().map(|s| (s.path.as_str(), s)).collect();
-    for s in &listing {
+    for s in listing {
         if m.get(&s.path).is_none() {
             report.findings.push(Finding {
                 path: s.path.clone(),
@@ -313,6 +308,11 @@ pub async fn verify_store(ds: &Dataset, opts: &CheckOptions) -> Result<Report> {
             Some(_) => to_read.push(e.clone()),
         }
     }
+    to_read
+}
+
+/// Read the entries' objects (their footers; with `deep`, every byte) and return the findings.
+async fn read_entries(ds: &Dataset, to_read: Vec<ShardEntry>, opts: &CheckOptions) -> Vec<Vec<Finding>> {
     let bytes: u64 = if opts.deep {
         to_read.iter().map(|e| e.size).sum()
     } else {
@@ -343,13 +343,11 @@ pub async fn verify_store(ds: &Dataset, opts: &CheckOptions) -> Result<Report> {
         .collect()
         .await;
     opts.events.finish();
-    report.findings.extend(results.into_iter().flatten());
-    report_schema_drift(&mut report, &m.shards, "manifest", opts.strict_schema);
-    crate::local::add_to_verify(&mut report, ds);
-    report
-        .findings
-        .extend(footer_findings(&m.shards, opts.strict_parquet));
-    report.consistent = only_warnings(&report.findings);
+    results
+}
+
+/// Share of the manifest's entries (and extras) that have a finding that is not a warning.
+fn verify_inconsistency(report: &Report, m: &Manifest) -> f64 {
     let bad: std::collections::HashSet<&str> = report
         .findings
         .iter()
@@ -363,7 +361,41 @@ pub async fn verify_store(ds: &Dataset, opts: &CheckOptions) -> Result<Report> {
             .filter(|f| f.kind == FindingKind::Extra)
             .count())
     .max(1);
-    report.inconsistency = bad.len() as f64 / n as f64;
+    bad.len() as f64 / n as f64
+}
+
+/// Check one store against its own manifest: missing objects, size mismatches, unreadable
+/// Parquet footers, schema drift, extras; with `deep`, hash mismatches.
+pub async fn verify_store(ds: &Dataset, opts: &CheckOptions) -> Result<Report> {
+    let mut report = Report::new(
+        "verify",
+        if opts.deep { "deep" } else { "shallow" },
+        Some(&ds.url),
+        None,
+    );
+    let stored = manifest::load(ds).await?.ok_or_else(|| Error::InvalidManifest {
+        location: format!("{}/{}", ds.url, crate::store::MANIFEST_KEY),
+        reason: "no manifest (run `shardsync manifest build` first)".into(),
+    })?;
+    let m: Manifest = stored.manifest;
+    let listing = list_dataset(ds).await?;
+    listing.check_strict(ds, opts.strict)?;
+    report.warnings.extend(listing.warning(ds));
+    let listing = listing.objects;
+    report.src_digest = Some(m.digest.clone());
+    report.shards_total = m.shards.len() as u64;
+    report.bytes_total = m.totals.bytes;
+
+    let to_read = compare_with_listing(&m, &listing, opts, &mut report);
+    let results = read_entries(ds, to_read, opts).await;
+    report.findings.extend(results.into_iter().flatten());
+    report_schema_drift(&mut report, &m.shards, "manifest", opts.strict_schema);
+    crate::local::add_to_verify(&mut report, ds);
+    report
+        .findings
+        .extend(footer_findings(&m.shards, opts.strict_parquet));
+    report.consistent = only_warnings(&report.findings);
+    report.inconsistency = verify_inconsistency(&report, &m);
     report.finish();
     Ok(report)
 }

@@ -19,7 +19,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use object_store::{
     Attribute, AttributeValue, Attributes, GetOptions, ObjectStore, PutMode, PutMultipartOptions, PutOptions,
@@ -197,7 +197,6 @@ async fn copy_once(
     progress: &Events,
     moved: &mut u64,
 ) -> Result<(Hashed, Option<PutResult>)> {
-    let path = job.path.as_str();
     let single_put = job.size <= opts.single_put_limit() as u64;
     let buffered = if single_put {
         job.size as usize
@@ -209,6 +208,48 @@ async fn copy_once(
         .run_until_cancelled(opts.memory.reserve(buffered))
         .await
         .ok_or(Error::Interrupted)?;
+    let mut read = Reading {
+        stream: open_source(src, job, opts).await?,
+        hasher: StreamHasher::new(),
+        moved,
+        progress,
+    };
+    if single_put {
+        put_whole(dst, job, opts, &mut read, buffered).await
+    } else {
+        put_in_parts(dst, job, opts, &mut read).await
+    }
+}
+
+/// A source object being read: every chunk is hashed and counted as it passes.
+struct Reading<'a> {
+    stream: futures::stream::BoxStream<'static, object_store::Result<Bytes>>,
+    hasher: StreamHasher,
+    moved: &'a mut u64,
+    progress: &'a Events,
+}
+
+impl Reading<'_> {
+    /// The next chunk, hashed and counted; `None` at the end.
+    async fn next(&mut self, path: &str, cancel: &CancellationToken) -> Result<Option<Bytes>> {
+        let Some(chunk) = next_chunk(&mut self.stream, cancel).await? else {
+            return Ok(None);
+        };
+        let chunk = chunk.map_err(|e| Error::store(path, "read", e))?;
+        self.hasher.update(&chunk);
+        *self.moved += chunk.len() as u64;
+        self.progress.add_bytes(chunk.len() as u64);
+        Ok(Some(chunk))
+    }
+}
+
+/// GET the source object, conditional on the listed ETag, and check the listed size.
+async fn open_source(
+    src: &Dataset,
+    job: &CopyJob,
+    opts: &TransferOptions,
+) -> Result<futures::stream::BoxStream<'static, object_store::Result<Bytes>>> {
+    let path = job.path.as_str();
     let get_opts = GetOptions {
         if_match: job
             .src_etag
@@ -227,54 +268,60 @@ async fn copy_once(
             path: path.to_string(),
         });
     }
-    let mut stream = res.into_stream();
-    let mut hasher = StreamHasher::new();
-    let dst_key = dst.key(path);
+    Ok(res.into_stream())
+}
 
-    if single_put {
-        // One PUT, issued only once every byte has been hashed and checked. The bytes go into
-        // one buffer of exactly the reserved size (the object's), allocated once: what the
-        // budget accounts for is what is held, and the PUT body is one contiguous slice.
-        let mut body = BytesMut::with_capacity(buffered);
-        while let Some(chunk) = next_chunk(&mut stream, &opts.cancel).await? {
-            let chunk = chunk.map_err(|e| Error::store(path, "read", e))?;
-            if body.len() + chunk.len() > buffered {
-                // Longer than listed: fail as the size check would, without growing the buffer.
-                return Err(Error::SizeMismatch {
-                    path: path.to_string(),
-                    expected: job.size,
-                    actual: (body.len() + chunk.len()) as u64,
-                });
-            }
-            hasher.update(&chunk);
-            *moved += chunk.len() as u64;
-            progress.add_bytes(chunk.len() as u64);
-            body.extend_from_slice(&chunk);
+/// One PUT, issued only once every byte has been hashed and checked. The bytes go into one
+/// buffer of exactly the reserved size (the object's), allocated once: what the budget
+/// accounts for is what is held, and the PUT body is one contiguous slice.
+async fn put_whole(
+    dst: &Dataset,
+    job: &CopyJob,
+    opts: &TransferOptions,
+    read: &mut Reading<'_>,
+    buffered: usize,
+) -> Result<(Hashed, Option<PutResult>)> {
+    let path = job.path.as_str();
+    let mut body = BytesMut::with_capacity(buffered);
+    while let Some(chunk) = read.next(path, &opts.cancel).await? {
+        if body.len() + chunk.len() > buffered {
+            // Longer than listed: fail as the size check would, without growing the buffer.
+            return Err(Error::SizeMismatch {
+                path: path.to_string(),
+                expected: job.size,
+                actual: (body.len() + chunk.len()) as u64,
+            });
         }
-        let hashed = hasher.finish();
-        check(job, &hashed)?;
-        if job.unless_sha256.as_ref() == Some(&hashed.sha256) {
-            return Ok((hashed, None));
-        }
-        let payload = PutPayload::from_bytes(body.freeze());
-        let put = dst
-            .store
-            .put_opts(
-                &dst_key,
-                payload,
-                PutOptions {
-                    mode: PutMode::Overwrite,
-                    attributes: sha_attributes(dst, &hashed.sha256),
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|e| Error::store(path, "write", e))?;
-        return Ok((hashed, Some(put)));
+        body.extend_from_slice(&chunk);
     }
+    let hashed = std::mem::take(&mut read.hasher).finish();
+    check(job, &hashed)?;
+    if job.unless_sha256.as_ref() == Some(&hashed.sha256) {
+        return Ok((hashed, None));
+    }
+    let put_opts = PutOptions {
+        mode: PutMode::Overwrite,
+        attributes: sha_attributes(dst, &hashed.sha256),
+        ..Default::default()
+    };
+    let put = dst
+        .store
+        .put_opts(&dst.key(path), PutPayload::from_bytes(body.freeze()), put_opts)
+        .await
+        .map_err(|e| Error::store(path, "write", e))?;
+    Ok((hashed, Some(put)))
+}
 
-    // Multipart: parts flow while reading; completion waits for the hash. The expected hash
-    // goes into the metadata up front when known; otherwise nothing is claimed there.
+/// Multipart: parts flow while reading; completion waits for the hash, and an upload that
+/// fails or does not match is aborted. The expected hash goes into the metadata up front when
+/// known; otherwise nothing is claimed there.
+async fn put_in_parts(
+    dst: &Dataset,
+    job: &CopyJob,
+    opts: &TransferOptions,
+    read: &mut Reading<'_>,
+) -> Result<(Hashed, Option<PutResult>)> {
+    let path = job.path.as_str();
     let attributes = match &job.expected_sha256 {
         Some(sha) => sha_attributes(dst, sha),
         None => Attributes::new(),
@@ -282,7 +329,7 @@ async fn copy_once(
     let upload = dst
         .store
         .put_multipart_opts(
-            &dst_key,
+            &dst.key(path),
             PutMultipartOptions {
                 attributes,
                 ..Default::default()
@@ -291,35 +338,9 @@ async fn copy_once(
         .await
         .map_err(|e| Error::store(path, "start multipart upload", e))?;
     let mut writer = WriteMultipart::new_with_chunk_size(upload, opts.part_size);
-    let result: Result<()> = async {
-        while let Some(chunk) = next_chunk(&mut stream, &opts.cancel).await? {
-            let mut chunk = chunk.map_err(|e| Error::store(path, "read", e))?;
-            hasher.update(&chunk);
-            *moved += chunk.len() as u64;
-            progress.add_bytes(chunk.len() as u64);
-            // A store may hand over a chunk of many parts (the in-memory one gives the whole
-            // object): feed it a part at a time, so one `put` starts at most one upload and no
-            // more than `parts_in_flight` parts are ever uploading.
-            while !chunk.is_empty() {
-                let piece = chunk.split_to(chunk.len().min(opts.part_size));
-                tokio::select! {
-                    r = writer.wait_for_capacity(opts.parts_in_flight.max(1)) => {
-                        r.map_err(|e| Error::store(path, "upload part", e))?
-                    }
-                    _ = opts.cancel.cancelled() => return Err(Error::Interrupted),
-                }
-                writer.put(piece);
-            }
-        }
-        Ok(())
-    }
-    .await;
-    if let Err(e) = result {
-        let _ = writer.abort().await;
-        return Err(e);
-    }
-    let hashed = hasher.finish();
-    if let Err(e) = check(job, &hashed) {
+    let streamed = stream_parts(&mut writer, job, opts, read).await;
+    let hashed = std::mem::take(&mut read.hasher).finish();
+    if let Err(e) = streamed.and_then(|()| check(job, &hashed)) {
         let _ = writer.abort().await;
         return Err(e);
     }
@@ -328,6 +349,31 @@ async fn copy_once(
         .await
         .map_err(|e| Error::store(path, "complete multipart upload", e))?;
     Ok((hashed, Some(put)))
+}
+
+/// Feed the source into the upload. A store may hand over a chunk of many parts (the in-memory
+/// one gives the whole object): it goes in a part at a time, so one `put` starts at most one
+/// upload and no more than `parts_in_flight` parts are ever uploading.
+async fn stream_parts(
+    writer: &mut WriteMultipart,
+    job: &CopyJob,
+    opts: &TransferOptions,
+    read: &mut Reading<'_>,
+) -> Result<()> {
+    let path = job.path.as_str();
+    while let Some(mut chunk) = read.next(path, &opts.cancel).await? {
+        while !chunk.is_empty() {
+            let piece = chunk.split_to(chunk.len().min(opts.part_size));
+            tokio::select! {
+                r = writer.wait_for_capacity(opts.parts_in_flight.max(1)) => {
+                    r.map_err(|e| Error::store(path, "upload part", e))?
+                }
+                _ = opts.cancel.cancelled() => return Err(Error::Interrupted),
+            }
+            writer.put(piece);
+        }
+    }
+    Ok(())
 }
 
 /// The next chunk of a source stream, or [`Error::Interrupted`] as soon as `cancel` fires.

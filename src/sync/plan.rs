@@ -319,7 +319,7 @@ pub(super) fn current_source_digest(plan: &Plan) -> Option<String> {
 }
 
 /// Share of paths that differ (C(A,B)); `Extra` counts, `Same` does not.
-pub(super) fn inconsistency(plan: &Plan) -> f64 {
+pub(crate) fn inconsistency(plan: &Plan) -> f64 {
     if plan.items.is_empty() {
         return 0.0;
     }
