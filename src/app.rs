@@ -328,43 +328,7 @@ pub async fn sync_once(
         return Ok(INTERRUPTED);
     }
     if report.shards_failed > 0 {
-        if let Some(stop) = report
-            .warnings
-            .iter()
-            .find(|w| w.contains("the destination refused writes"))
-        {
-            // One cause for all of them (disk full): said once, the shards only named.
-            let failed: Vec<&str> = report
-                .findings
-                .iter()
-                .filter(|f| f.kind == shardsync::report::FindingKind::Error)
-                .map(|f| f.path.as_str())
-                .collect();
-            bail!(
-                "{}: {stop}; {} shard(s) failed: {}",
-                dst.url,
-                failed.len(),
-                abbreviated(&failed, 8)
-            );
-        }
-        let names: Vec<_> = report
-            .findings
-            .iter()
-            .filter(|f| f.kind != shardsync::report::FindingKind::Extra && !f.kind.is_warning())
-            .map(|f| {
-                // Error details already start with the path; don't say it twice.
-                if f.detail.starts_with(&f.path) {
-                    f.detail.clone()
-                } else {
-                    format!("{}: {}", f.path, f.detail)
-                }
-            })
-            .collect();
-        bail!(
-            "{} shard(s) failed:\n  {}",
-            report.shards_failed,
-            names.join("\n  ")
-        );
+        return Err(failed_shards(&dst.url, report));
     }
     if opts.dry_run {
         let work = plan.items.iter().any(|i| {
@@ -391,6 +355,48 @@ pub async fn sync_once(
         return Ok(1);
     }
     Ok(0)
+}
+
+/// The error of a sync whose shards failed: one cause said once when the destination refused
+/// every write, else each failed shard with its cause.
+fn failed_shards(dst_url: &str, report: &Report) -> anyhow::Error {
+    if let Some(stop) = report
+        .warnings
+        .iter()
+        .find(|w| w.contains("the destination refused writes"))
+    {
+        // One cause for all of them (disk full): said once, the shards only named.
+        let failed: Vec<&str> = report
+            .findings
+            .iter()
+            .filter(|f| f.kind == shardsync::report::FindingKind::Error)
+            .map(|f| f.path.as_str())
+            .collect();
+        return anyhow::anyhow!(
+            "{}: {stop}; {} shard(s) failed: {}",
+            dst_url,
+            failed.len(),
+            abbreviated(&failed, 8)
+        );
+    }
+    let names: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|f| f.kind != shardsync::report::FindingKind::Extra && !f.kind.is_warning())
+        .map(|f| {
+            // Error details already start with the path; don't say it twice.
+            if f.detail.starts_with(&f.path) {
+                f.detail.clone()
+            } else {
+                format!("{}: {}", f.path, f.detail)
+            }
+        })
+        .collect();
+    anyhow::anyhow!(
+        "{} shard(s) failed:\n  {}",
+        report.shards_failed,
+        names.join("\n  ")
+    )
 }
 
 fn sync_mode(opts: &SyncOptions) -> &'static str {

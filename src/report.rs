@@ -274,6 +274,15 @@ fn short(d: &Option<String>) -> String {
         .map_or("-".to_string(), |d| d.chars().take(16).collect())
 }
 
+/// `s` in ANSI colour `code` when `color`.
+fn paint(color: bool, code: &str, s: &str) -> String {
+    if color {
+        format!("\x1b[{code}m{s}\x1b[0m")
+    } else {
+        s.to_string()
+    }
+}
+
 fn bytes(n: u64) -> String {
     crate::display::human_bytes(n)
 }
@@ -295,14 +304,27 @@ impl Report {
     /// A compact table for a terminal. `color` adds ANSI colour (use only on a TTY).
     pub fn render_text(&self, color: bool) -> String {
         use std::fmt::Write;
-        let paint = |code: &str, s: &str| {
-            if color {
-                format!("\x1b[{code}m{s}\x1b[0m")
-            } else {
-                s.to_string()
-            }
+        let paint = |code: &str, s: &str| paint(color, code, s);
+        let status = self.status(color);
+        let mut o = String::new();
+        let sides = match (&self.src, &self.dst) {
+            (Some(s), Some(d)) => format!("{s} -> {d}"),
+            (Some(s), None) => s.clone(),
+            _ => String::new(),
         };
-        let status = if let Some(e) = &self.error {
+        let _ = writeln!(o, "shardsync {} ({})  {sides}  {status}", self.command, self.mode);
+        self.render_counts(&mut o);
+        for w in &self.warnings {
+            let _ = writeln!(o, "  {} {w}", paint("33", "warning:"));
+        }
+        self.render_findings(&mut o);
+        o
+    }
+
+    /// The verdict, as the first line shows it.
+    fn status(&self, color: bool) -> String {
+        let paint = |code: &str, s: &str| paint(color, code, s);
+        if let Some(e) = &self.error {
             paint("1;31", &format!("FAILED: {e}"))
         } else if self.consistent {
             paint("1;32", "CONSISTENT")
@@ -315,14 +337,12 @@ impl Report {
             paint("1;31", &format!("FAILED ({} shard(s))", self.shards_failed))
         } else {
             paint("1;33", &format!("DRIFT ({} finding(s))", self.findings.len()))
-        };
-        let mut o = String::new();
-        let sides = match (&self.src, &self.dst) {
-            (Some(s), Some(d)) => format!("{s} -> {d}"),
-            (Some(s), None) => s.clone(),
-            _ => String::new(),
-        };
-        let _ = writeln!(o, "shardsync {} ({})  {sides}  {status}", self.command, self.mode);
+        }
+    }
+
+    /// Shards, bytes, digests, measures and the commit, one line each.
+    fn render_counts(&self, o: &mut String) {
+        use std::fmt::Write;
         let _ = writeln!(
             o,
             "  shards   {} total, {} copied, {} skipped, {} deleted, {} failed{}",
@@ -360,9 +380,11 @@ impl Report {
                 if self.committed { ", committed" } else { "" }
             );
         }
-        for w in &self.warnings {
-            let _ = writeln!(o, "  {} {w}", paint("33", "warning:"));
-        }
+    }
+
+    /// The findings as a table.
+    fn render_findings(&self, o: &mut String) {
+        use std::fmt::Write;
         if !self.findings.is_empty() {
             let width = self
                 .findings
@@ -376,7 +398,6 @@ impl Report {
                 let _ = writeln!(o, "  {:<15} {:<width$}  {}", f.kind.as_str(), f.path, f.detail);
             }
         }
-        o
     }
 
     /// Markdown for CI summaries (GitHub's step summary, merge-request comments).
