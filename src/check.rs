@@ -254,7 +254,7 @@ async fn claims_source_hash(dst: &Dataset, item: &crate::diff::PlanItem) -> Resu
     let Some(src) = item.src.as_ref().and_then(|s| s.entry.as_ref()) else {
         return Ok(false);
     };
-    if !dst.backend.supports_metadata() || item.dst.as_ref().is_none_or(|d| d.size != src.size) {
+    if !dst.capabilities.user_metadata || item.dst.as_ref().is_none_or(|d| d.size != src.size) {
         return Ok(false);
     }
     Ok(matches!(

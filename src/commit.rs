@@ -27,7 +27,7 @@ use crate::listing::{list_dataset, ObjectStat};
 use crate::manifest::build::entry_matches_stat;
 use crate::manifest::Manifest;
 use crate::retry::{retry, RetryPolicy};
-use crate::store::{Backend, Dataset, MANIFEST_KEY, META_DIR};
+use crate::store::{Dataset, MANIFEST_KEY, META_DIR};
 
 /// What protects the commit against a concurrent writer on this destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -56,10 +56,8 @@ impl CommitProtection {
 /// Find out whether the destination enforces conditional writes: create a probe object twice
 /// with `If-None-Match: *`; a store that enforces it refuses the second.
 pub async fn probe_protection(dst: &Dataset) -> Result<CommitProtection> {
-    match dst.backend {
-        Backend::Local => return Ok(CommitProtection::Emulated),
-        Backend::Memory => return Ok(CommitProtection::Enforced),
-        _ => {}
+    if let Some(known) = dst.capabilities.known_protection {
+        return Ok(known);
     }
     let rel = format!("{META_DIR}/probe-{:016x}", rand::random::<u64>());
     let key = dst.key(&rel);
@@ -101,7 +99,7 @@ pub(crate) async fn replace_mode(
     key: &object_store::path::Path,
     expected: &UpdateVersion,
 ) -> std::result::Result<Option<PutMode>, object_store::Error> {
-    if dst.backend != Backend::Local {
+    if dst.capabilities.conditional_update {
         return Ok(Some(PutMode::Update(expected.clone())));
     }
     match dst.store.head(key).await {

@@ -45,15 +45,40 @@ pub enum Backend {
     Azure,
 }
 
-impl Backend {
-    /// Whether the backend stores user metadata (we keep each shard's SHA-256 there).
-    pub fn supports_metadata(self) -> bool {
-        !matches!(self, Backend::Local)
-    }
+/// What a dataset's store can do, as data on the [`Dataset`]: the engine asks these, never the
+/// backend kind. Set once when the dataset is opened, from what each backend is known to do;
+/// what differs between servers of one kind (whether conditional writes are enforced, whether
+/// request checksums are validated) is probed per sync instead and shows in its report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// Objects keep user metadata (each shard's SHA-256 is stored there).
+    pub user_metadata: bool,
+    /// An existing object can be replaced conditionally on its version (`PutMode::Update`);
+    /// without it the commit compares versions itself under the folder's atomic rename.
+    pub conditional_update: bool,
+    /// A GET can be made conditional on the listed ETag (`If-Match`).
+    pub conditional_get: bool,
+    /// How conditional writes are protected when that is known without asking the server
+    /// (`None`: probe it).
+    pub known_protection: Option<crate::commit::CommitProtection>,
+}
 
-    /// Whether `PutMode::Update` (compare-and-swap on the manifest) is implemented.
-    pub fn supports_conditional_update(self) -> bool {
-        !matches!(self, Backend::Local)
+impl Capabilities {
+    /// What a backend of this kind is known to do.
+    pub fn of(backend: Backend) -> Capabilities {
+        use crate::commit::CommitProtection;
+        let local = backend == Backend::Local;
+        Capabilities {
+            user_metadata: !local,
+            conditional_update: !local,
+            conditional_get: backend != Backend::Memory,
+            known_protection: match backend {
+                Backend::Local => Some(CommitProtection::Emulated),
+                Backend::Memory => Some(CommitProtection::Enforced),
+                _ => None,
+            },
+        }
     }
 }
 
@@ -68,6 +93,8 @@ pub struct Dataset {
     pub url: String,
     /// The backend kind.
     pub backend: Backend,
+    /// What the store can do (see [`Capabilities`]).
+    pub capabilities: Capabilities,
     /// Where the dataset lives, to refuse syncs between nested datasets (`None`: unknown).
     pub scope: Option<crate::safety::Scope>,
     /// A twin of `store` whose PUTs carry a deliberately wrong SHA-256 request checksum, to ask
@@ -254,6 +281,7 @@ impl Dataset {
                     root,
                     url: display,
                     backend: Backend::Local,
+                    capabilities: Capabilities::of(Backend::Local),
                     scope,
                     checksum_probe: None,
                     local: Some(folder),
@@ -286,6 +314,7 @@ impl Dataset {
             root,
             url: display,
             backend,
+            capabilities: Capabilities::of(backend),
             scope,
             checksum_probe,
             local: None,
@@ -305,6 +334,7 @@ impl Dataset {
             root,
             url: url.into(),
             backend,
+            capabilities: Capabilities::of(backend),
             scope: None,
             checksum_probe: None,
             local: None,

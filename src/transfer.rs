@@ -251,10 +251,7 @@ async fn open_source(
 ) -> Result<futures::stream::BoxStream<'static, object_store::Result<Bytes>>> {
     let path = job.path.as_str();
     let get_opts = GetOptions {
-        if_match: job
-            .src_etag
-            .clone()
-            .filter(|_| src.backend != crate::store::Backend::Memory),
+        if_match: job.src_etag.clone().filter(|_| src.capabilities.conditional_get),
         ..Default::default()
     };
     let res = opts
@@ -421,7 +418,7 @@ fn source_read_error(path: &str, e: object_store::Error) -> Error {
 /// The destination metadata that records the shard's hash, where the backend keeps metadata.
 pub fn sha_attributes(dst: &Dataset, sha256: &str) -> Attributes {
     let mut a = Attributes::new();
-    if dst.backend.supports_metadata() {
+    if dst.capabilities.user_metadata {
         a.insert(
             Attribute::Metadata(SHA256_METADATA_KEY.into()),
             AttributeValue::from(sha256.to_string()),

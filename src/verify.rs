@@ -151,7 +151,7 @@ pub async fn prove_same(
     mode: VerifyMode,
     progress: &Events,
 ) -> Result<Option<(ObjectStat, bool)>> {
-    if mode == VerifyMode::Size && ds.backend.supports_metadata() {
+    if mode == VerifyMode::Size && ds.capabilities.user_metadata {
         match head_with_sha(ds, path).await? {
             None => return Ok(None),
             Some((stat, Some(stored))) => return Ok(Some((stat, stored == sha256))),
