@@ -575,8 +575,12 @@ pub async fn watch(
     }
 }
 
-/// The whole loop on local folders.
-pub async fn demo(dir: Option<&Path>, shards: usize, rows: usize, progress: Bars, color: bool) -> Result<u8> {
+/// Step 1 of the demo: a fresh synthetic dataset in `region-a`, an empty `region-b`.
+async fn demo_regions(
+    dir: Option<&Path>,
+    shards: usize,
+    rows: usize,
+) -> Result<(std::path::PathBuf, Dataset, Dataset)> {
     let base = match dir {
         Some(d) => d.to_path_buf(),
         None => std::env::temp_dir().join(format!("shardsync-demo-{}", std::process::id())),
@@ -588,17 +592,14 @@ pub async fn demo(dir: Option<&Path>, shards: usize, rows: usize, progress: Bars
             std::fs::remove_dir_all(d).with_context(|| format!("clearing {}", d.display()))?;
         }
     }
-    let seed = 42;
     outln!(
         "1. writing a synthetic tokenized dataset ({shards} shards x {rows} rows) to {}",
         a.display()
     );
-    let (a2, total) = {
+    let total = {
         let a = a.clone();
-        tokio::task::spawn_blocking(move || {
-            shardsync::demo::write_dataset(&a, shards, rows, seed).map(|t| (a, t))
-        })
-        .await??
+        tokio::task::spawn_blocking(move || shardsync::demo::write_dataset(&a, shards, rows, DEMO_SEED))
+            .await??
     };
     outln!("   {} written", human(total));
     let open = |p: &Path, create| {
@@ -610,8 +611,18 @@ pub async fn demo(dir: Option<&Path>, shards: usize, rows: usize, progress: Bars
             },
         )
     };
-    let src = open(&a2, false)?;
+    let src = open(&a, false)?;
     let dst = open(&b, true)?;
+    Ok((base, src, dst))
+}
+
+/// The seed of the demo's synthetic data.
+const DEMO_SEED: u64 = 42;
+
+/// The whole loop on local folders.
+pub async fn demo(dir: Option<&Path>, shards: usize, rows: usize, progress: Bars, color: bool) -> Result<u8> {
+    let (base, src, dst) = demo_regions(dir, shards, rows).await?;
+    let a = base.join("region-a");
 
     outln!("2. building the manifest of region-a");
     let built = manifest::build_manifest(
@@ -648,7 +659,7 @@ pub async fn demo(dir: Option<&Path>, shards: usize, rows: usize, progress: Bars
     {
         let a = a.clone();
         let changed = changed.clone();
-        tokio::task::spawn_blocking(move || shardsync::demo::rewrite_shards(&a, &changed, rows, seed))
+        tokio::task::spawn_blocking(move || shardsync::demo::rewrite_shards(&a, &changed, rows, DEMO_SEED))
             .await??;
     }
 
