@@ -277,7 +277,7 @@ pub async fn sync_once(
     quiet: bool,
     json: bool,
 ) -> Result<u8> {
-    let started = Report::new("sync", sync_mode(opts), Some(&src.url), Some(&dst.url));
+    let started = Report::new("sync", opts.mode(), Some(&src.url), Some(&dst.url));
     let result = sync(src, dst, opts).await;
     bars.finish(); // an interrupted stage may have left its bars
                    // An incomplete sync (shards failed, or interrupted) is an error to the library's callers;
@@ -397,16 +397,6 @@ fn failed_shards(dst_url: &str, report: &Report) -> anyhow::Error {
         report.shards_failed,
         names.join("\n  ")
     )
-}
-
-fn sync_mode(opts: &SyncOptions) -> &'static str {
-    if opts.dry_run {
-        "dry-run"
-    } else if opts.full {
-        "full"
-    } else {
-        "incremental"
-    }
 }
 
 fn verb(s: State) -> &'static str {

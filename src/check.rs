@@ -220,13 +220,7 @@ async fn plan_findings(
 /// source's schema and footer findings come with its entries.
 fn record_digests(report: &mut Report, prepared: &Prepared, opts: &CheckOptions) {
     let plan = &prepared.plan;
-    let src_entries: Option<Vec<ShardEntry>> = plan
-        .items
-        .iter()
-        .filter_map(|i| i.src.as_ref())
-        .map(|s| s.entry.clone())
-        .collect();
-    if let Some(src_entries) = &src_entries {
+    if let Some(src_entries) = &plan.source_entries() {
         report_schema_drift(report, src_entries, "source", opts.strict_schema);
         report
             .findings

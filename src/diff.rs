@@ -110,6 +110,15 @@ pub struct PlanCounts {
 }
 
 impl Plan {
+    /// The source's manifest entries, in path order, when every one is known (hashed).
+    pub fn source_entries(&self) -> Option<Vec<ShardEntry>> {
+        self.items
+            .iter()
+            .filter_map(|i| i.src.as_ref())
+            .map(|s| s.entry.clone())
+            .collect()
+    }
+
     /// How many items are in each state.
     pub fn counts(&self) -> PlanCounts {
         let mut c = PlanCounts::default();

@@ -121,7 +121,7 @@ async fn pipeline(
     opts: &SyncOptions,
     lease: &mut Option<SyncLock>,
 ) -> Result<SyncOutcome> {
-    let mut report = Report::new("sync", mode(opts), Some(&src.url), Some(&dst.url));
+    let mut report = Report::new("sync", opts.mode(), Some(&src.url), Some(&dst.url));
     report.verify = Some(opts.verify);
     let prepared = plan::prepare_for_sync(src, dst, opts).await?;
     let mut plan = prepared.plan;
@@ -179,16 +179,6 @@ async fn pipeline(
         plan,
         committed,
     })
-}
-
-fn mode(opts: &SyncOptions) -> &'static str {
-    if opts.dry_run {
-        "dry-run"
-    } else if opts.full {
-        "full"
-    } else {
-        "incremental"
-    }
 }
 
 /// What the plan says, into the report, before anything is copied.

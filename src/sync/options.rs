@@ -65,6 +65,16 @@ impl Default for SyncOptions {
 }
 
 impl SyncOptions {
+    /// The mode a report names: `dry-run`, `full` or `incremental`.
+    pub fn mode(&self) -> &'static str {
+        if self.dry_run {
+            "dry-run"
+        } else if self.full {
+            "full"
+        } else {
+            "incremental"
+        }
+    }
     /// Copy every shard, not only those that differ.
     pub fn with_full(mut self, full: bool) -> Self {
         self.full = full;

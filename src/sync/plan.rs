@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::events::Stage;
 use crate::listing::{list_dataset, ObjectStat};
 use crate::manifest::build::{build_from_listing, entry_matches_stat, BuildOptions};
-use crate::manifest::{self, Manifest, ShardEntry, StoredManifest};
+use crate::manifest::{self, Manifest, StoredManifest};
 use crate::report::{Finding, FindingKind};
 use crate::safety::check_source_not_empty;
 use crate::store::Dataset;
@@ -309,13 +309,7 @@ pub(super) fn copy_set(plan: &Plan, full: bool) -> Vec<usize> {
 
 /// The digest of the source dataset as planned, when every source entry's hash is known.
 pub(super) fn current_source_digest(plan: &Plan) -> Option<String> {
-    let entries: Option<Vec<ShardEntry>> = plan
-        .items
-        .iter()
-        .filter_map(|i| i.src.as_ref())
-        .map(|s| s.entry.clone())
-        .collect();
-    entries.map(|e| manifest::digest_of(&e))
+    plan.source_entries().map(|e| manifest::digest_of(&e))
 }
 
 /// Share of paths that differ (C(A,B)); `Extra` counts, `Same` does not.
