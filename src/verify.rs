@@ -208,26 +208,50 @@ pub async fn validates_request_checksums(dst: &Dataset) -> Result<bool> {
         rand::random::<u64>()
     );
     let key = dst.key(&rel);
-    let put = object_store::ObjectStoreExt::put(
-        probe.as_ref(),
-        &key,
-        object_store::PutPayload::from_static(b"checksum probe"),
-    )
+    // The server's answer only: the status and body object_store quotes after its mark, with
+    // the probe's own key (in the URL, and in the body's `<Resource>`) taken out, since the
+    // key itself says "checksum". A transport error quotes no answer.
+    let refused_for_checksum = |e: &object_store::Error| {
+        const MARK: &str = "Server returned non-2xx status code: ";
+        let msg = e.to_string();
+        let answer = msg.find(MARK).map_or("", |i| &msg[i..]);
+        let answer = answer.replace(key.as_ref(), "").to_ascii_lowercase();
+        ["baddigest", "checksum", "digest"]
+            .iter()
+            .any(|w| answer.contains(w))
+    };
+    // A lost answer or a server away for a moment is no answer: ask again, and if it cannot
+    // be asked, fail rather than report (and remember) that the server accepts bad checksums.
+    let policy = crate::retry::RetryPolicy::control_plane();
+    let put = crate::retry::retry(&policy, "checksum probe", |_| async {
+        let put = object_store::ObjectStoreExt::put(
+            probe.as_ref(),
+            &key,
+            object_store::PutPayload::from_static(b"checksum probe"),
+        )
+        .await;
+        match put {
+            Err(e)
+                if !refused_for_checksum(&e)
+                    && crate::retry::classify_store(&e) == crate::retry::Failure::Transient =>
+            {
+                Err(Error::store(rel.clone(), "checksum probe", e))
+            }
+            answer => Ok(answer),
+        }
+    })
     .await;
     // s3s-fs stores the bytes before it refuses them: remove the probe either way.
     let _ = object_store::ObjectStoreExt::delete(dst.store.as_ref(), &key).await;
-    let validates = match put {
+    let validates = match put? {
         Ok(_) => false,
         Err(e) => {
-            let msg = e.to_string().to_ascii_lowercase();
-            let refused_for_checksum = ["baddigest", "checksum", "digest"]
-                .iter()
-                .any(|w| msg.contains(w));
-            if !refused_for_checksum {
+            let refused = refused_for_checksum(&e);
+            if !refused {
                 tracing::debug!("checksum probe on {} failed for another reason: {e}", dst.url);
             }
             // Refused for another reason, we cannot tell: assume the weaker case.
-            refused_for_checksum
+            refused
         }
     };
     answers
