@@ -133,167 +133,26 @@ impl Dataset {
     /// `memory://name/prefix`) and options into a dataset.
     pub fn open(url: &str, opts: &OpenOptions) -> Result<Dataset> {
         let ParsedUrl { url: parsed, display } = parse_url(url)?;
-        let scheme = parsed.scheme().to_string();
-        let bad_opt = |key: &str, reason: &str| Error::InvalidOption {
-            scheme: scheme.clone(),
-            key: key.to_string(),
-            reason: reason.to_string(),
+        let no_options = |what: &str| match opts.options.first() {
+            Some((k, _)) => Err(Error::InvalidOption {
+                scheme: parsed.scheme().to_string(),
+                key: k.to_string(),
+                reason: format!("{what} take no options"),
+            }),
+            None => Ok(()),
         };
-        let mut checksum_probe = None;
-        let mut s3_control = None;
-        let (store, backend, namespace): (Arc<dyn ObjectStore>, Backend, String) = match scheme.as_str() {
-            "s3" | "s3a" => {
-                let (profile, options) = crate::aws_credentials::take_profile(&opts.options);
-                let mut settings = resolve("s3", "AWS_", &[], &options, s3_group, S3_UNKNOWN)?;
-                // No static keys: the aws CLI's chain (profiles, credential_process, SSO, …).
-                let credentials = crate::aws_credentials::provider_for(&display, profile, &mut settings)?;
-                let s3_builder = |subset: &[&Setting<AmazonS3ConfigKey>], client, checksum: bool| {
-                    let mut b = AmazonS3Builder::new().with_client_options(client);
-                    if let Some(c) = &credentials {
-                        b = b.with_credentials(c.clone());
-                    }
-                    let mut b = apply(b, subset, false, |b, k, v| b.with_config(k, v))
-                        .with_url(parsed.as_str())
-                        .with_retry(retry_config());
-                    if checksum {
-                        b = b.with_config(AmazonS3ConfigKey::Checksum, "sha256");
-                    }
-                    b = with_default_timeouts(b, |b, k, v| {
-                        b.with_config(AmazonS3ConfigKey::Client(k), v)
-                    });
-                    apply(b, subset, true, |b, k, v| {
-                        if checksum || k != AmazonS3ConfigKey::Checksum {
-                            b.with_config(k, v)
-                        } else {
-                            b
-                        }
-                    })
-                };
-                let all: Vec<&Setting<AmazonS3ConfigKey>> = settings.iter().collect();
-                let b = s3_builder(&all, Default::default(), true);
-                let endpoint = b
-                    .get_config_value(&AmazonS3ConfigKey::S3Endpoint)
-                    .or_else(|| b.get_config_value(&AmazonS3ConfigKey::Endpoint));
-                // AWS S3 validates request checksums (its documentation); other servers are asked.
-                checksum_probe = if endpoint.is_some() {
-                    s3_builder(&all, crate::verify::wrong_checksum_client(), false)
-                        .build()
-                        .ok()
-                        .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
-                } else {
-                    None
-                };
-                let namespace = format!(
-                    "s3 {} {}",
-                    endpoint.unwrap_or_default(),
-                    b.get_config_value(&AmazonS3ConfigKey::Bucket).unwrap_or_default()
-                );
-                let store = build_naming_culprit("s3", &display, &settings, |subset| {
-                    s3_builder(subset, Default::default(), true).build()
-                })?;
-                s3_control = crate::s3_control::S3Control::for_store(
-                    &b,
-                    parsed.host_str().unwrap_or_default(),
-                    &s3_client_options(&all),
-                    &store,
-                )
-                .map(Arc::new);
-                (Arc::new(store), Backend::S3, namespace)
-            }
-            "gs" => {
-                let extra = [("SERVICE_ACCOUNT", GoogleConfigKey::ServiceAccount)];
-                let settings = resolve("gs", "GOOGLE_", &extra, &opts.options, gcs_group, GCS_UNKNOWN)?;
-                let gs_builder = |subset: &[&Setting<GoogleConfigKey>]| {
-                    let b = apply(GoogleCloudStorageBuilder::new(), subset, false, |b, k, v| b.with_config(k, v))
-                        .with_url(parsed.as_str())
-                        .with_retry(retry_config());
-                    apply(b, subset, true, |b, k, v| b.with_config(k, v))
-                };
-                let b = gs_builder(&settings.iter().collect::<Vec<_>>());
-                let namespace = format!(
-                    "gs {}",
-                    b.get_config_value(&GoogleConfigKey::Bucket).unwrap_or_default()
-                );
-                let store = build_naming_culprit("gs", &display, &settings, |subset| {
-                    gs_builder(subset).build()
-                })?;
-                (Arc::new(store), Backend::Gcs, namespace)
-            }
-            "az" | "azure" | "abfs" | "abfss" => {
-                let extra = [("MSI_ENDPOINT", AzureConfigKey::MsiEndpoint)];
-                let settings = resolve("az", "AZURE_", &extra, &opts.options, azure_group, AZURE_UNKNOWN)?;
-                let az_builder = |subset: &[&Setting<AzureConfigKey>]| {
-                    let b = apply(MicrosoftAzureBuilder::new(), subset, false, |b, k, v| b.with_config(k, v))
-                        .with_url(parsed.as_str())
-                        .with_retry(retry_config());
-                    apply(b, subset, true, |b, k, v| b.with_config(k, v))
-                };
-                let b = az_builder(&settings.iter().collect::<Vec<_>>());
-                let namespace = format!(
-                    "az {} {} {}",
-                    b.get_config_value(&AzureConfigKey::Endpoint).unwrap_or_default(),
-                    b.get_config_value(&AzureConfigKey::AccountName).unwrap_or_default(),
-                    b.get_config_value(&AzureConfigKey::ContainerName).unwrap_or_default()
-                );
-                let store = build_naming_culprit("az", &display, &settings, |subset| {
-                    az_builder(subset).build()
-                })?;
-                (Arc::new(store), Backend::Azure, namespace)
-            }
+        let opened = match parsed.scheme() {
+            "s3" | "s3a" => open_s3(&parsed, &display, opts)?,
+            "gs" => open_gcs(&parsed, &display, opts)?,
+            "az" | "azure" | "abfs" | "abfss" => open_azure(&parsed, &display, opts)?,
             "file" => {
-                if let Some((k, _)) = opts.options.first() {
-                    return Err(bad_opt(k, "local folders take no options"));
-                }
-                let dir = parsed.to_file_path().map_err(|_| Error::InvalidUrl {
-                    url: display.clone(),
-                    reason: "not an absolute local path".into(),
-                })?;
-                // A missing destination folder is an empty dataset, created by the first write
-                // (so `diff` and `--dry-run` leave no trace). A missing source is a typo.
-                let mut base = dir.clone();
-                let mut missing: Vec<String> = Vec::new();
-                while !base.exists() {
-                    if !opts.create_local {
-                        return Err(Error::InvalidUrl {
-                            url: display,
-                            reason: "no such directory".into(),
-                        });
-                    }
-                    let Some(name) = base.file_name().and_then(|n| n.to_str()).map(str::to_string) else {
-                        break;
-                    };
-                    missing.push(name);
-                    base.pop();
-                }
-                missing.reverse();
-                let folder = crate::local::LocalFolder::new(&base, false).map_err(|e| Error::InvalidUrl {
-                    url: display.clone(),
-                    reason: e.to_string(),
-                })?;
-                let store: Arc<dyn ObjectStore> = Arc::new(folder.clone());
-                let root = Path::parse(missing.join("/")).map_err(|e| Error::InvalidUrl {
-                    url: display.clone(),
-                    reason: e.to_string(),
-                })?;
-                let scope = local_scope(&base, &root);
-                return Ok(Dataset {
-                    store,
-                    root,
-                    url: display,
-                    backend: Backend::Local,
-                    capabilities: Capabilities::of(Backend::Local),
-                    scope,
-                    checksum_probe: None,
-                    local: Some(folder),
-                    s3_control: None,
-                });
+                no_options("local folders")?;
+                return open_local(&parsed, display, opts);
             }
             "memory" => {
-                if let Some((k, _)) = opts.options.first() {
-                    return Err(bad_opt(k, "memory stores take no options"));
-                }
+                no_options("memory stores")?;
                 let name = parsed.host_str().unwrap_or("").to_string();
-                (memory_store(&name), Backend::Memory, format!("memory {name}"))
+                Opened::plain(memory_store(&name), Backend::Memory, format!("memory {name}"))
             }
             other => {
                 return Err(Error::InvalidUrl {
@@ -308,17 +167,18 @@ impl Dataset {
             url: display.clone(),
             reason: e.to_string(),
         })?;
-        let scope = Some(crate::safety::Scope::new(namespace, root.as_ref()));
+        let scope = Some(crate::safety::Scope::new(opened.namespace, root.as_ref()));
+        let backend = opened.backend;
         Ok(Dataset {
-            store,
+            store: opened.store,
             root,
             url: display,
             backend,
             capabilities: Capabilities::of(backend),
             scope,
-            checksum_probe,
+            checksum_probe: opened.checksum_probe,
             local: None,
-            s3_control,
+            s3_control: opened.s3_control,
         })
     }
 
@@ -423,6 +283,186 @@ fn s3_client_options(settings: &[&Setting<AmazonS3ConfigKey>]) -> ClientOptions 
     let o = apply(ClientOptions::new(), settings, false, client_key);
     let o = with_default_timeouts(o, |o, k, v| o.with_config(k, v));
     apply(o, settings, true, client_key)
+}
+/// A store opened from a URL, before its root is known.
+struct Opened {
+    store: Arc<dyn ObjectStore>,
+    backend: Backend,
+    /// Where datasets in it live (see [`crate::safety::Scope`]).
+    namespace: String,
+    checksum_probe: Option<Arc<dyn ObjectStore>>,
+    s3_control: Option<Arc<crate::s3_control::S3Control>>,
+}
+
+impl Opened {
+    fn plain(store: Arc<dyn ObjectStore>, backend: Backend, namespace: String) -> Opened {
+        Opened {
+            store,
+            backend,
+            namespace,
+            checksum_probe: None,
+            s3_control: None,
+        }
+    }
+}
+
+/// An S3 store: options over the environment, the AWS credential chain when no static keys
+/// are given, the checksum-probe twin for servers other than AWS, and the raw-request client.
+fn open_s3(parsed: &url::Url, display: &str, opts: &OpenOptions) -> Result<Opened> {
+    let (profile, options) = crate::aws_credentials::take_profile(&opts.options);
+    let mut settings = resolve("s3", "AWS_", &[], &options, s3_group, S3_UNKNOWN)?;
+    // No static keys: the aws CLI's chain (profiles, credential_process, SSO, …).
+    let credentials = crate::aws_credentials::provider_for(display, profile, &mut settings)?;
+    let s3_builder = |subset: &[&Setting<AmazonS3ConfigKey>], client, checksum: bool| {
+        let mut b = AmazonS3Builder::new().with_client_options(client);
+        if let Some(c) = &credentials {
+            b = b.with_credentials(c.clone());
+        }
+        let mut b = apply(b, subset, false, |b, k, v| b.with_config(k, v))
+            .with_url(parsed.as_str())
+            .with_retry(retry_config());
+        if checksum {
+            b = b.with_config(AmazonS3ConfigKey::Checksum, "sha256");
+        }
+        b = with_default_timeouts(b, |b, k, v| b.with_config(AmazonS3ConfigKey::Client(k), v));
+        apply(b, subset, true, |b, k, v| {
+            if checksum || k != AmazonS3ConfigKey::Checksum {
+                b.with_config(k, v)
+            } else {
+                b
+            }
+        })
+    };
+    let all: Vec<&Setting<AmazonS3ConfigKey>> = settings.iter().collect();
+    let b = s3_builder(&all, Default::default(), true);
+    let endpoint = b
+        .get_config_value(&AmazonS3ConfigKey::S3Endpoint)
+        .or_else(|| b.get_config_value(&AmazonS3ConfigKey::Endpoint));
+    // AWS S3 validates request checksums (its documentation); other servers are asked.
+    let checksum_probe = if endpoint.is_some() {
+        s3_builder(&all, crate::verify::wrong_checksum_client(), false)
+            .build()
+            .ok()
+            .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
+    } else {
+        None
+    };
+    let namespace = format!(
+        "s3 {} {}",
+        endpoint.unwrap_or_default(),
+        b.get_config_value(&AmazonS3ConfigKey::Bucket).unwrap_or_default()
+    );
+    let store = build_naming_culprit("s3", display, &settings, |subset| {
+        s3_builder(subset, Default::default(), true).build()
+    })?;
+    let s3_control = crate::s3_control::S3Control::for_store(
+        &b,
+        parsed.host_str().unwrap_or_default(),
+        &s3_client_options(&all),
+        &store,
+    )
+    .map(Arc::new);
+    Ok(Opened {
+        store: Arc::new(store),
+        backend: Backend::S3,
+        namespace,
+        checksum_probe,
+        s3_control,
+    })
+}
+
+/// A GCS store.
+fn open_gcs(parsed: &url::Url, display: &str, opts: &OpenOptions) -> Result<Opened> {
+    let extra = [("SERVICE_ACCOUNT", GoogleConfigKey::ServiceAccount)];
+    let settings = resolve("gs", "GOOGLE_", &extra, &opts.options, gcs_group, GCS_UNKNOWN)?;
+    let gs_builder = |subset: &[&Setting<GoogleConfigKey>]| {
+        let b = apply(GoogleCloudStorageBuilder::new(), subset, false, |b, k, v| {
+            b.with_config(k, v)
+        })
+        .with_url(parsed.as_str())
+        .with_retry(retry_config());
+        apply(b, subset, true, |b, k, v| b.with_config(k, v))
+    };
+    let b = gs_builder(&settings.iter().collect::<Vec<_>>());
+    let namespace = format!(
+        "gs {}",
+        b.get_config_value(&GoogleConfigKey::Bucket).unwrap_or_default()
+    );
+    let store = build_naming_culprit("gs", display, &settings, |subset| gs_builder(subset).build())?;
+    Ok(Opened::plain(Arc::new(store), Backend::Gcs, namespace))
+}
+
+/// An Azure Blob store.
+fn open_azure(parsed: &url::Url, display: &str, opts: &OpenOptions) -> Result<Opened> {
+    let extra = [("MSI_ENDPOINT", AzureConfigKey::MsiEndpoint)];
+    let settings = resolve("az", "AZURE_", &extra, &opts.options, azure_group, AZURE_UNKNOWN)?;
+    let az_builder = |subset: &[&Setting<AzureConfigKey>]| {
+        let b = apply(MicrosoftAzureBuilder::new(), subset, false, |b, k, v| {
+            b.with_config(k, v)
+        })
+        .with_url(parsed.as_str())
+        .with_retry(retry_config());
+        apply(b, subset, true, |b, k, v| b.with_config(k, v))
+    };
+    let b = az_builder(&settings.iter().collect::<Vec<_>>());
+    let namespace = format!(
+        "az {} {} {}",
+        b.get_config_value(&AzureConfigKey::Endpoint).unwrap_or_default(),
+        b.get_config_value(&AzureConfigKey::AccountName)
+            .unwrap_or_default(),
+        b.get_config_value(&AzureConfigKey::ContainerName)
+            .unwrap_or_default()
+    );
+    let store = build_naming_culprit("az", display, &settings, |subset| az_builder(subset).build())?;
+    Ok(Opened::plain(Arc::new(store), Backend::Azure, namespace))
+}
+
+/// A local folder. A missing destination folder is an empty dataset, created by the first
+/// write (so `diff` and `--dry-run` leave no trace); a missing source is a typo.
+fn open_local(parsed: &url::Url, display: String, opts: &OpenOptions) -> Result<Dataset> {
+    let dir = parsed.to_file_path().map_err(|_| Error::InvalidUrl {
+        url: display.clone(),
+        reason: "not an absolute local path".into(),
+    })?;
+    // A missing destination folder is an empty dataset, created by the first write
+    // (so `diff` and `--dry-run` leave no trace). A missing source is a typo.
+    let mut base = dir.clone();
+    let mut missing: Vec<String> = Vec::new();
+    while !base.exists() {
+        if !opts.create_local {
+            return Err(Error::InvalidUrl {
+                url: display,
+                reason: "no such directory".into(),
+            });
+        }
+        let Some(name) = base.file_name().and_then(|n| n.to_str()).map(str::to_string) else {
+            break;
+        };
+        missing.push(name);
+        base.pop();
+    }
+    missing.reverse();
+    let folder = crate::local::LocalFolder::new(&base, false).map_err(|e| Error::InvalidUrl {
+        url: display.clone(),
+        reason: e.to_string(),
+    })?;
+    let store: Arc<dyn ObjectStore> = Arc::new(folder.clone());
+    let root = Path::parse(missing.join("/")).map_err(|e| Error::InvalidUrl {
+        url: display.clone(),
+        reason: e.to_string(),
+    })?;
+    let scope = local_scope(&base, &root);
+    Ok(Dataset {
+        store,
+        root,
+        url: display,
+        backend: Backend::Local,
+        capabilities: Capabilities::of(Backend::Local),
+        scope,
+        checksum_probe: None,
+        local: Some(folder),
+        s3_control: None,
+    })
 }
 
 /// Bounded connect time so an unreachable endpoint fails in seconds, not minutes.
