@@ -18,6 +18,7 @@ mod local_safety;
 mod manifest_build;
 mod parquet_corpus;
 mod regressions;
+mod remotes;
 mod retries;
 mod robustness;
 mod s3_control;
