@@ -41,6 +41,16 @@ pub enum Command {
     Watch(WatchArgs),
     /// Run the whole loop on local folders: generate a dataset, sync, change, re-sync, check.
     Demo(DemoArgs),
+    /// List the named remotes of the config file ($SHARDSYNC_CONFIG or
+    /// ~/.config/shardsync/config.toml); secrets are shown as the variable they come from.
+    Remotes(RemotesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RemotesArgs {
+    /// Print the list as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

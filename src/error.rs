@@ -12,6 +12,22 @@ use std::path::PathBuf;
 #[non_exhaustive]
 #[allow(missing_docs)] // the fields: each variant's doc and message say what they hold
 pub enum Error {
+    /// The config file of named remotes is unreadable or malformed; names the file and line.
+    #[error("config file {file}{line}: {reason}")]
+    InvalidConfig {
+        file: String,
+        line: String,
+        reason: String,
+    },
+
+    /// A remote's `secret_env` names an environment variable that is not set.
+    #[error("remote {remote:?}: {key} comes from the environment variable {var}, which is not set")]
+    RemoteSecretUnset {
+        remote: String,
+        key: String,
+        var: String,
+    },
+
     /// The URL could not be parsed or names a scheme we do not support.
     #[error("invalid store URL {url:?}: {reason}")]
     InvalidUrl { url: String, reason: String },

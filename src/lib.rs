@@ -26,6 +26,7 @@ pub mod listing;
 pub mod local;
 mod lock;
 pub mod manifest;
+pub mod remotes;
 pub mod report;
 mod retry;
 mod s3_control;

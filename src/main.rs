@@ -134,13 +134,16 @@ async fn run(cli: Cli) -> Result<u8> {
             let color = std::io::stdout().is_terminal();
             app::demo(a.dir.as_deref(), a.shards, a.rows, progress(), color).await
         }
+        Command::Remotes(a) => remotes(a.json),
     }
 }
 
 fn open(url: &str, flag: &str, raw_opts: &[String], create_local: bool) -> Result<Dataset> {
     let options = shardsync::store::parse_options_from(flag, raw_opts)?;
+    // A remote's `NAME:PATH` becomes its URL and its options, under the explicit ones.
+    let (url, options) = shardsync::remotes::Config::load()?.resolve(url, &options)?;
     Ok(Dataset::open(
-        url,
+        &url,
         &OpenOptions {
             options,
             create_local,
@@ -152,6 +155,55 @@ fn open_pair(src: &str, dst: &str, stores: &PairOpts, create_dst: bool) -> Resul
     let s = open(src, "--src-opt", &stores.src_opt, false)?.with_follow_symlinks(stores.follow_symlinks)?;
     let d = open(dst, "--dst-opt", &stores.dst_opt, create_dst)?;
     Ok((s, d))
+}
+
+/// `shardsync remotes`: each remote's name, URL and options; secrets as `***` from `$VAR`.
+fn remotes(json: bool) -> Result<u8> {
+    let config = shardsync::remotes::Config::load()?;
+    if json {
+        let list: Vec<serde_json::Value> = config
+            .remotes
+            .iter()
+            .map(|(name, r)| {
+                let secrets: serde_json::Map<String, serde_json::Value> = r
+                    .secret_env
+                    .iter()
+                    .map(|(k, var)| {
+                        (
+                            k.clone(),
+                            serde_json::json!({ "value": "***", "env": format!("${var}") }),
+                        )
+                    })
+                    .collect();
+                serde_json::json!({
+                    "name": name,
+                    "url": r.url,
+                    "profile": r.profile,
+                    "options": r.options,
+                    "secrets": secrets,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(0);
+    }
+    if config.remotes.is_empty() {
+        let path = shardsync::remotes::config_path().map(|p| p.display().to_string());
+        eprintln!("no remotes (config file: {})", path.as_deref().unwrap_or("none"));
+    }
+    for (name, r) in &config.remotes {
+        println!("{name}: {}", r.url);
+        if let Some(p) = &r.profile {
+            println!("  profile = {p}");
+        }
+        for (k, v) in &r.options {
+            println!("  {k} = {v}");
+        }
+        for (k, var) in &r.secret_env {
+            println!("  {k} = *** (from ${var})");
+        }
+    }
+    Ok(0)
 }
 
 /// Copies allocate and free shard-sized buffers (up to the multipart threshold) from many

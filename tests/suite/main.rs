@@ -20,6 +20,7 @@ mod manifest_build;
 mod misbehaving_relay;
 mod parquet_corpus;
 mod regressions;
+mod remotes;
 mod retries;
 mod robustness;
 mod s3_control;
