@@ -64,15 +64,7 @@ impl AwsHome {
         for (k, v) in aws_env {
             c.env(k, v);
         }
-        let out = tokio::time::timeout(std::time::Duration::from_secs(120), c.output())
-            .await
-            .expect("shardsync did not finish within 120 s")
-            .expect("run shardsync");
-        Run {
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        crate::harness::run_command(c).await
     }
 }
 

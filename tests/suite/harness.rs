@@ -642,7 +642,12 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
-    let out = tokio::time::timeout(std::time::Duration::from_secs(120), command(args).output())
+    run_command(command(args)).await
+}
+
+/// Run a prepared command (see [`command`]) to completion, with the same 120 s hang guard.
+pub async fn run_command(mut c: tokio::process::Command) -> Run {
+    let out = tokio::time::timeout(std::time::Duration::from_secs(120), c.output())
         .await
         .expect("shardsync did not finish within 120 s")
         .expect("run shardsync");
