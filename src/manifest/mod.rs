@@ -450,7 +450,14 @@ async fn load_once(ds: &Dataset) -> Result<Option<StoredManifest>> {
         .bytes()
         .await
         .map_err(|e| Error::store(crate::store::MANIFEST_KEY, "read manifest", e))?;
-    let manifest = Manifest::from_json(&bytes, &location)?;
+    // A manifest of a million entries takes a second of CPU to parse and validate: not on an
+    // async worker, where it would stall every copy in flight.
+    let manifest = tokio::task::spawn_blocking(move || Manifest::from_json(&bytes, &location))
+        .await
+        .map_err(|e| Error::InvalidManifest {
+            location: crate::store::MANIFEST_KEY.into(),
+            reason: format!("parsing stopped: {e}"),
+        })??;
     Ok(Some(StoredManifest { manifest, version }))
 }
 
