@@ -94,7 +94,7 @@ pub async fn manifest_build(
     if json {
         let v = serde_json::json!({
             "dataset": ds.url,
-            "manifest": format!("{}/{}", ds.url, shardsync::store::MANIFEST_KEY),
+            "manifest": format!("{}/{}", ds.url, shardsync::layout::MANIFEST_KEY),
             "digest": m.digest,
             "totals": m.totals,
             "hashed": built.hashed,
@@ -119,7 +119,7 @@ pub async fn manifest_build(
             built.reused
         );
         outln!("digest {}", m.digest);
-        outln!("wrote {}/{}", ds.url, shardsync::store::MANIFEST_KEY);
+        outln!("wrote {}/{}", ds.url, shardsync::layout::MANIFEST_KEY);
     }
     if unreadable.is_empty() {
         return Ok(0);
@@ -312,6 +312,7 @@ pub async fn sync_once(
             }
         }
         out!("{}", report.render_text(std::io::stdout().is_terminal()));
+        crate::hints::print(report);
     }
     if report.interrupted {
         eprintln!(
@@ -411,7 +412,10 @@ fn verb(s: State) -> &'static str {
 fn emit(report: &Report, format: Format) -> Result<()> {
     match format {
         Format::Json => outln!("{}", report.to_json()),
-        Format::Text => out!("{}", report.render_text(std::io::stdout().is_terminal())),
+        Format::Text => {
+            out!("{}", report.render_text(std::io::stdout().is_terminal()));
+            crate::hints::print(report);
+        }
         Format::Markdown => out!("{}", report.render_markdown()),
     }
     // CI summaries: GitHub Actions shows whatever is appended here on the run's page.

@@ -24,7 +24,7 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use aws_config::default_provider::credentials::DefaultCredentialsChain;
-use aws_config::profile::{ProfileFileCredentialsProvider, ProfileSet};
+use aws_config::profile::{Profile, ProfileFileCredentialsProvider, ProfileSet};
 use aws_config::provider_config::ProviderConfig;
 use aws_config::Region;
 use aws_credential_types::provider::error::CredentialsError;
@@ -67,99 +67,14 @@ pub(crate) fn provider_for(
     profile_option: Option<String>,
     settings: &mut Vec<Setting<AmazonS3ConfigKey>>,
 ) -> Result<Option<AwsCredentialProvider>> {
+    if object_store_resolves(profile_option.as_deref(), settings)? {
+        return Ok(None);
+    }
+    let (name, profile) = selected_profile(url, profile_option.clone())?;
+    if let Some(profile) = &profile {
+        add_profile_settings(&name, profile, profile_option.is_some(), settings)?;
+    }
     use AmazonS3ConfigKey as K;
-    let is_static = |k: &K| matches!(k, K::AccessKeyId | K::SecretAccessKey | K::Token);
-    let explicit = |s: &Setting<K>| s.origin == Origin::Option;
-    if let Some(name) = &profile_option {
-        if name.trim().is_empty() {
-            return Err(invalid_profile("empty value"));
-        }
-        if settings.iter().any(|s| explicit(s) && is_static(&s.key)) {
-            return Err(invalid_profile(
-                "given together with access_key_id/secret_access_key: name one or the other",
-            ));
-        }
-        // A profile named for this store beats the environment's keys, as `--profile` does.
-        settings.retain(|s| !is_static(&s.key));
-    } else {
-        let own = |k: &K| {
-            matches!(
-                k,
-                K::ContainerCredentialsRelativeUri
-                    | K::ContainerCredentialsFullUri
-                    | K::WebIdentityTokenFile
-                    | K::RoleArn
-                    | K::MetadataEndpoint
-            )
-        };
-        let skip_signature = settings
-            .iter()
-            .any(|s| s.key == K::SkipSignature && s.value.eq_ignore_ascii_case("true"));
-        if skip_signature
-            || settings
-                .iter()
-                .any(|s| matches!(s.key, K::AccessKeyId | K::SecretAccessKey) || (explicit(s) && own(&s.key)))
-        {
-            return Ok(None);
-        }
-    }
-
-    let named_by_env = std::env::var("AWS_PROFILE").ok().filter(|p| !p.is_empty());
-    let profiles = load_profiles(profile_option.clone()).map_err(|reason| Error::AwsCredentials {
-        url: url.to_string(),
-        profile: profile_option
-            .clone()
-            .or_else(|| named_by_env.clone())
-            .unwrap_or_else(|| "default".into()),
-        reason,
-    })?;
-    let name = profiles.selected_profile().to_string();
-    let named = profile_option.is_some() || named_by_env.is_some();
-    let profile = profiles.get_profile(&name);
-    if profile.is_none() && named {
-        return Err(Error::AwsCredentials {
-            url: url.to_string(),
-            profile: name,
-            reason: "no such profile in the AWS config or credentials file (~/.aws/config, \
-                     ~/.aws/credentials, or AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE)"
-                .into(),
-        });
-    }
-
-    if let Some(profile) = profile {
-        let outranks_env = profile_option.is_some();
-        let mut add = |key: K, group: &[K], value: &str| -> Result<()> {
-            let taken = |s: &Setting<K>| group.contains(&s.key) && (explicit(s) || !outranks_env);
-            if settings.iter().any(taken) {
-                return Ok(());
-            }
-            settings.retain(|s| !group.contains(&s.key));
-            let setting = Setting {
-                key,
-                value: value.to_string(),
-                origin: Origin::Profile(name.clone()),
-            };
-            check_value("s3", &setting)?;
-            settings.push(setting);
-            Ok(())
-        };
-        if let Some(region) = profile.get("region") {
-            add(K::Region, &[K::Region, K::DefaultRegion], region)?;
-        }
-        if let Some(endpoint) = profile.get("endpoint_url") {
-            add(K::Endpoint, &[K::Endpoint, K::S3Endpoint], endpoint)?;
-            // The profile names a plain-HTTP endpoint on purpose (the aws CLI uses it as is).
-            let allow_http = K::Client(object_store::ClientConfigKey::AllowHttp);
-            if endpoint.starts_with("http://") && !settings.iter().any(|s| s.key == allow_http) {
-                settings.push(Setting {
-                    key: allow_http,
-                    value: "true".into(),
-                    origin: Origin::Profile(name.clone()),
-                });
-            }
-        }
-    }
-
     let region = [K::Region, K::DefaultRegion]
         .iter()
         .find_map(|k| settings.iter().rev().find(|s| s.key == *k))
@@ -172,6 +87,122 @@ pub(crate) fn provider_for(
         region,
         state: tokio::sync::Mutex::new(State::default()),
     })))
+}
+
+fn is_static_key(k: &AmazonS3ConfigKey) -> bool {
+    use AmazonS3ConfigKey as K;
+    matches!(k, K::AccessKeyId | K::SecretAccessKey | K::Token)
+}
+
+fn is_explicit(s: &Setting<AmazonS3ConfigKey>) -> bool {
+    s.origin == Origin::Option
+}
+
+/// Whether object_store's own credential handling applies (static keys, `skip_signature`, or one
+/// of its credential options given explicitly). With `profile=`, the environment's static keys
+/// are dropped instead: a profile named for this store beats them, as `--profile` does.
+fn object_store_resolves(
+    profile_option: Option<&str>,
+    settings: &mut Vec<Setting<AmazonS3ConfigKey>>,
+) -> Result<bool> {
+    use AmazonS3ConfigKey as K;
+    if let Some(name) = profile_option {
+        if name.trim().is_empty() {
+            return Err(invalid_profile("empty value"));
+        }
+        if settings.iter().any(|s| is_explicit(s) && is_static_key(&s.key)) {
+            return Err(invalid_profile(
+                "given together with access_key_id/secret_access_key: name one or the other",
+            ));
+        }
+        settings.retain(|s| !is_static_key(&s.key));
+        return Ok(false);
+    }
+    let own = |k: &K| {
+        matches!(
+            k,
+            K::ContainerCredentialsRelativeUri
+                | K::ContainerCredentialsFullUri
+                | K::WebIdentityTokenFile
+                | K::RoleArn
+                | K::MetadataEndpoint
+        )
+    };
+    let skip_signature = settings
+        .iter()
+        .any(|s| s.key == K::SkipSignature && s.value.eq_ignore_ascii_case("true"));
+    Ok(skip_signature
+        || settings
+            .iter()
+            .any(|s| matches!(s.key, K::AccessKeyId | K::SecretAccessKey) || (is_explicit(s) && own(&s.key))))
+}
+
+/// The profile this store uses, by name, and its section when the files have one. A profile
+/// named by `profile=` or `AWS_PROFILE` must exist; the implicit `[default]` need not.
+fn selected_profile(url: &str, profile_option: Option<String>) -> Result<(String, Option<Profile>)> {
+    let named_by_env = std::env::var("AWS_PROFILE").ok().filter(|p| !p.is_empty());
+    let profiles = load_profiles(profile_option.clone()).map_err(|reason| Error::AwsCredentials {
+        url: url.to_string(),
+        profile: profile_option
+            .clone()
+            .or_else(|| named_by_env.clone())
+            .unwrap_or_else(|| "default".into()),
+        reason,
+    })?;
+    let name = profiles.selected_profile().to_string();
+    let profile = profiles.get_profile(&name).cloned();
+    if profile.is_none() && (profile_option.is_some() || named_by_env.is_some()) {
+        return Err(Error::AwsCredentials {
+            url: url.to_string(),
+            profile: name,
+            reason: "no such profile in the AWS config or credentials file (~/.aws/config, \
+                     ~/.aws/credentials, or AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE)"
+                .into(),
+        });
+    }
+    Ok((name, profile))
+}
+
+/// Add the profile's `region` and `endpoint_url` where they rank: below explicit options, and
+/// below the `AWS_*` environment unless `profile=` named the profile for this store.
+fn add_profile_settings(
+    name: &str,
+    profile: &Profile,
+    outranks_env: bool,
+    settings: &mut Vec<Setting<AmazonS3ConfigKey>>,
+) -> Result<()> {
+    use AmazonS3ConfigKey as K;
+    let mut add = |key: K, group: &[K], value: &str| -> Result<()> {
+        let taken = |s: &Setting<K>| group.contains(&s.key) && (is_explicit(s) || !outranks_env);
+        if settings.iter().any(taken) {
+            return Ok(());
+        }
+        settings.retain(|s| !group.contains(&s.key));
+        let setting = Setting {
+            key,
+            value: value.to_string(),
+            origin: Origin::Profile(name.to_string()),
+        };
+        check_value("s3", &setting)?;
+        settings.push(setting);
+        Ok(())
+    };
+    if let Some(region) = profile.get("region") {
+        add(K::Region, &[K::Region, K::DefaultRegion], region)?;
+    }
+    if let Some(endpoint) = profile.get("endpoint_url") {
+        add(K::Endpoint, &[K::Endpoint, K::S3Endpoint], endpoint)?;
+        // The profile names a plain-HTTP endpoint on purpose (the aws CLI uses it as is).
+        let allow_http = K::Client(object_store::ClientConfigKey::AllowHttp);
+        if endpoint.starts_with("http://") && !settings.iter().any(|s| s.key == allow_http) {
+            settings.push(Setting {
+                key: allow_http,
+                value: "true".into(),
+                origin: Origin::Profile(name.to_string()),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn invalid_profile(reason: &str) -> Error {

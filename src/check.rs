@@ -198,7 +198,7 @@ async fn plan_findings(
             f.kind = FindingKind::Corrupt;
             f.detail = "bytes differ from the SHA-256 recorded in the destination object's metadata, \
                         which is the source's (silent corruption; a shallow check trusts the metadata); \
-                        `sync --verify deep` repairs it"
+                        a sync that verifies deeply rewrites it"
                 .into();
         }
         report.findings.push(f);
@@ -295,7 +295,7 @@ fn compare_with_listing(
                     path: e.path.clone(),
                     kind: FindingKind::Changed,
                     detail: "rewritten since the manifest recorded it (its ETag/mtime differ); \
-                         `verify --deep` compares the bytes"
+                         a deep verify compares the bytes"
                         .into(),
                 })
             }
@@ -368,7 +368,7 @@ pub async fn verify_store(ds: &Dataset, opts: &CheckOptions) -> Result<Report> {
         None,
     );
     let stored = manifest::load(ds).await?.ok_or_else(|| Error::InvalidManifest {
-        location: format!("{}/{}", ds.url, crate::store::MANIFEST_KEY),
+        location: ds.manifest_location(),
         reason: "no manifest (run `shardsync manifest build` first)".into(),
     })?;
     let m: Manifest = stored.manifest;

@@ -23,11 +23,12 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::layout::{probe_rel, MANIFEST_KEY};
 use crate::listing::{list_dataset, ObjectStat};
 use crate::manifest::build::entry_matches_stat;
 use crate::manifest::Manifest;
 use crate::retry::{retry, RetryPolicy};
-use crate::store::{Dataset, MANIFEST_KEY, META_DIR};
+use crate::store::Dataset;
 
 /// What protects the commit against a concurrent writer on this destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -59,7 +60,7 @@ pub async fn probe_protection(dst: &Dataset) -> Result<CommitProtection> {
     if let Some(known) = dst.capabilities.known_protection {
         return Ok(known);
     }
-    let rel = format!("{META_DIR}/probe-{:016x}", rand::random::<u64>());
+    let rel = probe_rel("probe");
     let key = dst.key(&rel);
     let policy = RetryPolicy::control_plane();
     // Both writes may be sent again (by object_store or here) after an answer was lost; the
@@ -116,16 +117,22 @@ pub type Expected = Option<UpdateVersion>;
 /// Returns the version written, to chain a later commit on.
 pub async fn commit(dst: &Dataset, manifest: &Manifest, expected: &Expected) -> Result<UpdateVersion> {
     let policy = RetryPolicy::control_plane();
+    let body = manifest.to_payload();
     retry(&policy, "commit manifest", |_| {
-        commit_once(dst, manifest, expected)
+        commit_once(dst, manifest, body.clone(), expected)
     })
     .await
 }
 
-async fn commit_once(dst: &Dataset, manifest: &Manifest, expected: &Expected) -> Result<UpdateVersion> {
+async fn commit_once(
+    dst: &Dataset,
+    manifest: &Manifest,
+    body: PutPayload,
+    expected: &Expected,
+) -> Result<UpdateVersion> {
     let key = dst.manifest_key();
     let conflict = || Error::ManifestConflict {
-        location: format!("{}/{}", dst.url, MANIFEST_KEY),
+        location: dst.manifest_location(),
     };
     let mode = match expected {
         None => PutMode::Create,
@@ -135,10 +142,7 @@ async fn commit_once(dst: &Dataset, manifest: &Manifest, expected: &Expected) ->
             Err(e) => return Err(Error::store(MANIFEST_KEY, "commit manifest", e)),
         },
     };
-    let res = dst
-        .store
-        .put_opts(&key, PutPayload::from(manifest.to_json()), PutOptions::from(mode))
-        .await;
+    let res = dst.store.put_opts(&key, body, PutOptions::from(mode)).await;
     match res {
         Ok(r) => {
             let mut version = UpdateVersion {
@@ -204,7 +208,7 @@ pub async fn confirm_commit(
     version: &UpdateVersion,
     protection: CommitProtection,
 ) -> Result<()> {
-    let location = format!("{}/{}", dst.url, MANIFEST_KEY);
+    let location = dst.manifest_location();
     let replaced = || Error::ChangedUnderCommit {
         location: location.clone(),
         detail: "another writer replaced the manifest right after this sync committed it".into(),

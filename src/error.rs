@@ -68,8 +68,8 @@ pub enum Error {
     #[error("invalid shard path {path:?}: {reason}")]
     InvalidShardPath { path: String, reason: String },
 
-    /// `--strict`: the listing found keys that are not carried; the first few are named.
-    #[error("{location}: {count} key(s) cannot be carried (--strict makes this an error): {keys}")]
+    /// Strict listing: the listing found keys that are not carried; the first few are named.
+    #[error("{location}: {count} key(s) cannot be carried (strict listing makes this an error): {keys}")]
     UnsupportedKeys {
         location: String,
         count: usize,

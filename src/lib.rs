@@ -22,6 +22,7 @@ pub mod error;
 pub mod events;
 mod footer;
 pub mod hash;
+pub mod layout;
 pub mod listing;
 pub mod local;
 mod lock;

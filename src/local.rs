@@ -96,8 +96,8 @@ impl Notice {
         match &self.what {
             Skipped::Symlink { target } => format!(
                 "{p} is a symlink (-> {target}): not followed, not part of the dataset; shardsync \
-                 never writes or deletes through it, nor deletes it (--follow-symlinks reads through \
-                 a source's symlinks)"
+                 never writes or deletes through it, nor deletes it (following symlinks reads \
+                 through a source's symlinks)"
             ),
             Skipped::Dangling { target } => {
                 format!("{p} is a dangling symlink (-> {target}, which does not exist): skipped")

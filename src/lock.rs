@@ -25,11 +25,10 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
 use crate::error::{Error, Result};
+use crate::layout::LOCK_KEY;
 use crate::retry::{retry, RetryPolicy};
 use crate::store::Dataset;
 
-/// The lease's key relative to the dataset root.
-pub const LOCK_KEY: &str = "_shardsync/lock.json";
 /// How long a lease lasts without renewal.
 pub const LEASE: Duration = Duration::from_secs(60);
 
@@ -184,7 +183,7 @@ async fn read_lease(dst: &Dataset, key: &Path) -> Result<Option<(Option<LeaseBod
 
 /// Take the destination's lease, or fail naming who holds it.
 pub async fn acquire(dst: &Dataset) -> Result<SyncLock> {
-    let key = dst.key(LOCK_KEY);
+    let key = dst.lock_key();
     let location = format!("{}/{}", dst.url, LOCK_KEY);
     let owner = format!("{:016x}", rand::random::<u64>());
     let now = Utc::now();

@@ -13,6 +13,7 @@ use shardsync::{Dataset, OpenOptions};
 mod app;
 mod bars;
 mod cli;
+mod hints;
 
 fn main() -> ExitCode {
     bound_allocator_footprint();

@@ -81,7 +81,7 @@ pub fn footer_findings<'a>(
                     FindingKind::UnreadableFooter
                 },
                 detail: if strict {
-                    format!("{reason} (--strict-parquet)")
+                    format!("{reason} (Parquet checked strictly)")
                 } else {
                     format!("{reason} (its bytes are hashed and synced like any object's; no rows recorded)")
                 },

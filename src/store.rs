@@ -20,13 +20,11 @@ use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
 
 use crate::error::{Error, Result};
 pub use crate::store_options::parse_options_from;
+// TODO(after the test-macro merge): tests still name these here; the layout module owns them.
+#[doc(hidden)]
+pub use crate::layout::{MANIFEST_KEY, META_DIR};
 use crate::store_options::{bad_value, builder_reason, resolve, Origin, Setting};
 use crate::store_url::{parse_url, ParsedUrl};
-
-/// Where shardsync keeps its own files inside a dataset. Nothing under it is a shard.
-pub const META_DIR: &str = "_shardsync";
-/// The manifest's key relative to the dataset root.
-pub const MANIFEST_KEY: &str = "_shardsync/manifest.json";
 
 /// Which backend a dataset lives on; decides capabilities we cannot probe cheaply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -82,6 +80,13 @@ impl Capabilities {
     }
 }
 
+/// Capabilities only a request to the server can tell, found once per [`Dataset`].
+#[derive(Debug, Default)]
+pub(crate) struct Probed {
+    /// Whether the server refuses a PUT whose SHA-256 request checksum does not match.
+    pub(crate) validates_checksums: tokio::sync::OnceCell<bool>,
+}
+
 /// A dataset root in an object store.
 #[derive(Clone)]
 pub struct Dataset {
@@ -100,6 +105,8 @@ pub struct Dataset {
     /// A twin of `store` whose PUTs carry a deliberately wrong SHA-256 request checksum, to ask
     /// the server whether it validates checksums (`None`: not an S3 server we need to ask).
     pub(crate) checksum_probe: Option<Arc<dyn ObjectStore>>,
+    /// What the probes found about the store, each asked once per dataset (clones share it).
+    pub(crate) probed: Arc<Probed>,
     /// The same store as `store` for local folders: what their listings left out (symlinks,
     /// special files, staging leftovers) is read from it.
     pub(crate) local: Option<crate::local::LocalFolder>,
@@ -177,6 +184,7 @@ impl Dataset {
             capabilities: Capabilities::of(backend),
             scope,
             checksum_probe: opened.checksum_probe,
+            probed: Arc::default(),
             local: None,
             s3_control: opened.s3_control,
         })
@@ -197,6 +205,7 @@ impl Dataset {
             capabilities: Capabilities::of(backend),
             scope: None,
             checksum_probe: None,
+            probed: Arc::default(),
             local: None,
             s3_control: None,
         }
@@ -241,11 +250,6 @@ impl Dataset {
             return Some(k.to_string());
         }
         k.strip_prefix(root)?.strip_prefix('/').map(str::to_string)
-    }
-
-    /// The key of this dataset's manifest.
-    pub fn manifest_key(&self) -> Path {
-        self.key(MANIFEST_KEY)
     }
 }
 
@@ -460,6 +464,7 @@ fn open_local(parsed: &url::Url, display: String, opts: &OpenOptions) -> Result<
         capabilities: Capabilities::of(Backend::Local),
         scope,
         checksum_probe: None,
+        probed: Arc::default(),
         local: Some(folder),
         s3_control: None,
     })

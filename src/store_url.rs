@@ -77,8 +77,9 @@ fn parse_scheme_url(s: &str, scheme: &str, rest: &str) -> Result<ParsedUrl> {
     if s.contains('?') {
         return Err(invalid(
             &format!("{shown}?…"),
-            "a '?' starts a query, and dataset URLs take none: pass settings as --opt KEY=VALUE \
-             (the query is not shown; a dataset root whose name contains '?' is not supported)",
+            "a '?' starts a query, and dataset URLs take none: pass settings as store options \
+             (KEY=VALUE), not in the URL (the query is not shown; a dataset root whose name \
+             contains '?' is not supported)",
         ));
     }
     if scheme == "memory" {
@@ -91,7 +92,7 @@ fn parse_scheme_url(s: &str, scheme: &str, rest: &str) -> Result<ParsedUrl> {
             return Err(invalid(
                 &shown,
                 "credentials in the URL are not accepted (and are not shown): pass them as \
-                 --opt access_key_id=... / secret_access_key=... or in the environment",
+                 the store options access_key_id / secret_access_key or in the environment",
             ));
         }
         check_name(&shown, authority, abfs, false)?;

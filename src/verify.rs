@@ -185,28 +185,23 @@ pub(crate) fn wrong_checksum_client() -> object_store::ClientOptions {
 /// Whether the destination refuses a PUT whose SHA-256 request checksum does not match its
 /// bytes. Where it does, the PUT's ETag in a listing proves our bytes landed (the server
 /// checked them against the hash we computed); where it accepts them (moto does), that proof
-/// is void and copies are read back instead. Asked once per store per process; stores
+/// is void and copies are read back instead. Asked once per dataset; stores
 /// without a probe (AWS itself, local folders, memory) count as validating.
 pub async fn validates_request_checksums(dst: &Dataset) -> Result<bool> {
-    use std::collections::HashMap;
-    use std::sync::{Mutex, OnceLock};
-    static ANSWERS: OnceLock<Mutex<HashMap<String, bool>>> = OnceLock::new();
     let Some(probe) = &dst.checksum_probe else {
         return Ok(true);
     };
-    let id = dst
-        .scope
-        .as_ref()
-        .map_or_else(|| dst.url.clone(), |s| s.namespace.clone());
-    let answers = ANSWERS.get_or_init(Default::default);
-    if let Some(&known) = answers.lock().unwrap_or_else(|p| p.into_inner()).get(&id) {
-        return Ok(known);
-    }
-    let rel = format!(
-        "{}/probe-checksum-{:016x}",
-        crate::store::META_DIR,
-        rand::random::<u64>()
-    );
+    dst.probed
+        .validates_checksums
+        .get_or_try_init(|| ask_checksum_validation(dst, probe.as_ref()))
+        .await
+        .copied()
+}
+
+/// PUT a probe object with a wrong SHA-256 request checksum through `probe` (a twin of the
+/// dataset's store) and read the server's answer.
+async fn ask_checksum_validation(dst: &Dataset, probe: &dyn object_store::ObjectStore) -> Result<bool> {
+    let rel = crate::layout::probe_rel("probe-checksum");
     let key = dst.key(&rel);
     // The server's answer only: the status and body object_store quotes after its mark, with
     // the probe's own key (in the URL, and in the body's `<Resource>`) taken out, since the
@@ -225,7 +220,7 @@ pub async fn validates_request_checksums(dst: &Dataset) -> Result<bool> {
     let policy = crate::retry::RetryPolicy::control_plane();
     let put = crate::retry::retry(&policy, "checksum probe", |_| async {
         let put = object_store::ObjectStoreExt::put(
-            probe.as_ref(),
+            probe,
             &key,
             object_store::PutPayload::from_static(b"checksum probe"),
         )
@@ -254,9 +249,5 @@ pub async fn validates_request_checksums(dst: &Dataset) -> Result<bool> {
             refused
         }
     };
-    answers
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(id, validates);
     Ok(validates)
 }

@@ -19,7 +19,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::store::{Dataset, META_DIR};
+use crate::layout::MANIFEST_KEY;
+use crate::store::Dataset;
 
 /// The format tag of manifest v1.
 pub const FORMAT: &str = "shardsync.manifest/v1";
@@ -210,6 +211,23 @@ impl Manifest {
         let mut v = serde_json::to_vec_pretty(self).expect("manifest serializes");
         v.push(b'\n');
         v
+    }
+
+    /// [`Manifest::to_json`] as a request body, serialized off the async worker threads: a
+    /// large manifest takes long enough to stall every other task on the worker.
+    pub(crate) fn to_payload(&self) -> PutPayload {
+        PutPayload::from(off_async(|| self.to_json()))
+    }
+}
+
+/// Run CPU-heavy work on borrowed data without stalling the async runtime: on a multi-thread
+/// runtime the worker hands its other tasks away first (`block_in_place`); elsewhere (a
+/// current-thread runtime, no runtime) it runs in place, where there is nothing to stall.
+fn off_async<T>(f: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 
@@ -427,11 +445,11 @@ pub async fn load(ds: &Dataset) -> Result<Option<StoredManifest>> {
 
 async fn load_once(ds: &Dataset) -> Result<Option<StoredManifest>> {
     let key = ds.manifest_key();
-    let location = format!("{}/{}", ds.url, crate::store::MANIFEST_KEY);
+    let location = ds.manifest_location();
     let res = match ds.store.get_opts(&key, GetOptions::default()).await {
         Ok(r) => r,
         Err(object_store::Error::NotFound { .. }) => return Ok(None),
-        Err(e) => return Err(Error::store(crate::store::MANIFEST_KEY, "read manifest", e)),
+        Err(e) => return Err(Error::store(MANIFEST_KEY, "read manifest", e)),
     };
     if res.meta.size > MAX_MANIFEST_BYTES {
         return Err(Error::InvalidManifest {
@@ -449,13 +467,13 @@ async fn load_once(ds: &Dataset) -> Result<Option<StoredManifest>> {
     let bytes = res
         .bytes()
         .await
-        .map_err(|e| Error::store(crate::store::MANIFEST_KEY, "read manifest", e))?;
+        .map_err(|e| Error::store(MANIFEST_KEY, "read manifest", e))?;
     // A manifest of a million entries takes a second of CPU to parse and validate: not on an
     // async worker, where it would stall every copy in flight.
     let manifest = tokio::task::spawn_blocking(move || Manifest::from_json(&bytes, &location))
         .await
         .map_err(|e| Error::InvalidManifest {
-            location: crate::store::MANIFEST_KEY.into(),
+            location: MANIFEST_KEY.into(),
             reason: format!("parsing stopped: {e}"),
         })??;
     Ok(Some(StoredManifest { manifest, version }))
@@ -466,11 +484,11 @@ pub async fn save(ds: &Dataset, m: &Manifest) -> Result<()> {
     ds.store
         .put_opts(
             &ds.manifest_key(),
-            PutPayload::from(m.to_json()),
+            m.to_payload(),
             PutOptions::from(PutMode::Overwrite),
         )
         .await
-        .map_err(|e| Error::store(crate::store::MANIFEST_KEY, "write manifest", e))?;
+        .map_err(|e| Error::store(MANIFEST_KEY, "write manifest", e))?;
     Ok(())
 }
 
@@ -496,11 +514,7 @@ pub fn save_file(path: &std::path::Path, m: &Manifest) -> Result<()> {
     })
 }
 
-/// Whether a store key (relative) belongs to shardsync rather than the dataset.
-pub fn is_meta_path(rel: &str) -> bool {
-    rel.strip_prefix(META_DIR)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-}
+pub use crate::layout::is_meta_path;
 
 #[cfg(test)]
 mod tests {

@@ -22,7 +22,7 @@ pub(super) async fn ensure_lease(
     if let Some(l) = lease {
         if l.is_lost() {
             return Err(Error::DestinationLocked {
-                location: format!("{}/{}", dst.url, crate::lock::LOCK_KEY),
+                location: format!("{}/{}", dst.url, crate::layout::LOCK_KEY),
                 holder: "this sync's lease expired while it stalled and was taken over".into(),
             });
         }
@@ -34,13 +34,13 @@ pub(super) async fn ensure_lease(
         match dst.store.head(&dst.manifest_key()).await {
             Ok(meta) => Ok(Some(meta.e_tag)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(Error::store(crate::store::MANIFEST_KEY, "read manifest", e)),
+            Err(e) => Err(Error::store(crate::layout::MANIFEST_KEY, "read manifest", e)),
         }
     })
     .await?;
     if now != planned.as_ref().map(|v| v.e_tag.clone()) {
         return Err(Error::ManifestConflict {
-            location: format!("{}/{}", dst.url, crate::store::MANIFEST_KEY),
+            location: dst.manifest_location(),
         });
     }
     Ok(())

@@ -335,12 +335,12 @@ pub fn finding_for(item: &PlanItem) -> Option<Finding> {
         ),
         State::Extra => (
             FindingKind::Extra,
-            "in the destination only; `sync --delete` removes it".to_string(),
+            "in the destination only (a sync removes it only when asked to delete)".to_string(),
         ),
         State::Changed => changed_finding(item),
         State::Unproven => (
             FindingKind::Changed,
-            "destination hash unknown (not in its manifest); run with --deep to prove".to_string(),
+            "destination hash unknown (not in its manifest); only a deep check proves it".to_string(),
         ),
     };
     Some(Finding {
@@ -363,7 +363,7 @@ fn changed_finding(item: &PlanItem) -> (FindingKind, String) {
         _ if item.is_corrupt() => (
             FindingKind::Corrupt,
             "bytes differ from the SHA-256 the destination manifest records (silent corruption); \
-             `sync --verify deep` repairs it"
+             a sync that verifies deeply rewrites it"
                 .to_string(),
         ),
         _ => (

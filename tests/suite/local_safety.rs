@@ -207,7 +207,7 @@ async fn source_symlinks_are_skipped_with_a_warning_and_follow_symlinks_copies_w
         assert!(
             w.iter()
                 .any(|w| w.starts_with(&format!("source {name} is a symlink"))
-                    && w.contains("--follow-symlinks")),
+                    && w.contains("following symlinks")),
             "{name}: {w:?}"
         );
         assert!(

@@ -13,6 +13,7 @@ mod destination_full;
 mod events;
 mod faults;
 mod harness;
+mod hints;
 mod input;
 mod interrupt;
 mod local_safety;
