@@ -12,7 +12,7 @@ use shardsync::check::{check as check_datasets, schema_drift, verify_store, Chec
 use shardsync::diff::State;
 use shardsync::manifest::{self, BuildOptions};
 use shardsync::report::Report;
-use shardsync::sync::{prepare, sync, SyncOptions};
+use shardsync::sync::{prepare, sync, SyncOptions, SyncOutcome};
 use shardsync::verify::VerifyMode;
 use shardsync::{Dataset, OpenOptions};
 
@@ -314,17 +314,23 @@ pub async fn sync_once(
         out!("{}", report.render_text(std::io::stdout().is_terminal()));
         crate::hints::print(report);
     }
+    sync_exit_code(dst, opts, &outcome, quiet || json)
+}
+
+/// A finished sync's exit code: 130 interrupted, 2 (an error) when shards failed, for a dry run
+/// 1 when there is work to do, else 0 only when the destination now holds exactly the source's
+/// dataset, as a `check` right after would say (extras count: a loader that globs reads them).
+fn sync_exit_code(dst: &Dataset, opts: &SyncOptions, outcome: &SyncOutcome, silent: bool) -> Result<u8> {
+    let (report, plan) = (&outcome.report, &outcome.plan);
     if report.interrupted {
+        let failed = match report.shards_failed {
+            0 => String::new(),
+            n => format!(", {n} failed"),
+        };
         eprintln!(
-            "shardsync: interrupted: {} shard(s) copied, verified and committed; {} not copied{}; \
+            "shardsync: interrupted: {} shard(s) copied, verified and committed; {} not copied{failed}; \
              the same command finishes the job",
-            report.shards_copied,
-            report.shards_not_started,
-            if report.shards_failed > 0 {
-                format!(", {} failed", report.shards_failed)
-            } else {
-                String::new()
-            }
+            report.shards_copied, report.shards_not_started,
         );
         return Ok(INTERRUPTED);
     }
@@ -339,19 +345,10 @@ pub async fn sync_once(
         });
         return Ok(if work { 1 } else { 0 });
     }
-    // Exit 0 only when the destination now holds exactly the source's dataset, as a `check`
-    // right after would say: extras count, since a loader that globs the prefix reads them.
     if !report.consistent {
-        if !quiet && !json {
-            let extras = plan.in_state(State::Extra).count();
-            if extras > 0 && !opts.delete {
-                eprintln!(
-                    "shardsync: drift remains: {extras} object(s) at the destination are not in the source \
-                     (--delete removes them)"
-                );
-            } else {
-                eprintln!("shardsync: drift remains: the destination does not hold the source's dataset yet");
-            }
+        if !silent {
+            // Extras the user did not ask to delete: the hint above names `--delete`.
+            eprintln!("shardsync: drift remains: the destination does not hold the source's dataset yet");
         }
         return Ok(1);
     }
