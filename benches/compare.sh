@@ -3,7 +3,8 @@
 # standing in for two regions (s3s-fs, examples/s3-server.rs, or Garage), and between two local
 # folders.
 #
-#   benches/compare.sh [--server s3s|garage] [--quick] [--runs N] [--delay-ms MS] [--shapes LIST]
+#   benches/compare.sh [--server s3s|garage] [--quick] [--runs N] [--profile loopback|cross-region]
+#                      [--delay-ms MS] [--conn-mibps R] [--shapes LIST]
 #                      [--tools LIST] [--jobs N] [--work DIR] [--fresh] [--no-build]
 #
 #   --server S      the two S3 servers: s3s (default) or garage.
@@ -24,8 +25,11 @@
 #                   hashsum sha256 --download`). Needs rclone.
 #   --quick         small shapes (16x16MiB 200x256KiB 2x128MiB local:10000), 1 run: ~2-3 minutes
 #   --runs N        runs per measurement; the median is reported (default 3; 1 with --quick)
+#   --profile P     loopback (default: no relay) or cross-region (= --delay-ms 20 --conn-mibps 8:
+#                   a window-bound long link, where only many connections fill the link)
 #   --delay-ms MS   put a delaying TCP relay (examples/relay.rs) in front of each server: every
 #                   chunk is held MS ms (one-way delay), a new connection waits one round trip
+#   --conn-mibps R  with the relay, cap each TCP connection at R MiB/s per direction (no burst)
 #   --shapes LIST   comma-separated: COUNTxSIZE (S3, Parquet shards) or local:COUNT (local
 #                   folders, small non-Parquet files). Default: 64x16MiB,2000x256KiB,8x128MiB,local:100000
 #   --tools LIST    comma-separated subset of shardsync,rclone,s5cmd (default: all that are installed)
@@ -51,7 +55,7 @@
 set -euo pipefail
 
 # ---------------------------------------------------------------- options
-QUICK=0 RUNS= DELAY_MS=0 SHAPES= TOOLS= JOBS=16 FRESH=0 BUILD=1 SS_ARGS= SERVER=s3s
+QUICK=0 RUNS= DELAY_MS=0 CONN_MIBPS=0 SHAPES= TOOLS= JOBS=16 FRESH=0 BUILD=1 SS_ARGS= SERVER=s3s
 WORK=${TMPDIR:-/tmp}/shardsync-bench
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -59,6 +63,14 @@ while [ $# -gt 0 ]; do
     --quick) QUICK=1 ;;
     --runs) RUNS=$2; shift ;;
     --delay-ms) DELAY_MS=$2; shift ;;
+    --conn-mibps) CONN_MIBPS=$2; shift ;;
+    --profile)
+      case $2 in
+        loopback) DELAY_MS=0 CONN_MIBPS=0 ;;
+        cross-region) DELAY_MS=20 CONN_MIBPS=8 ;;
+        *) echo "--profile must be loopback or cross-region" >&2; exit 2 ;;
+      esac
+      shift ;;
     --shapes) SHAPES=$2; shift ;;
     --tools) TOOLS=$2; shift ;;
     --jobs|-j) JOBS=$2; shift ;;
@@ -269,13 +281,14 @@ else
 fi
 EP_A=$SERVER_A EP_B=$SERVER_B
 if [ "$DELAY_MS" -gt 0 ]; then
-  start_bg relay-a "$EX/relay" --listen 0 --target "${SERVER_A#http://}" --delay-ms "$DELAY_MS"
+  start_bg relay-a "$EX/relay" --listen 0 --target "${SERVER_A#http://}" --delay-ms "$DELAY_MS" --conn-mibps "$CONN_MIBPS"
   EP_A=$URL
   SRV_PIDS+=("${PIDS[-1]}")
-  start_bg relay-b "$EX/relay" --listen 0 --target "${SERVER_B#http://}" --delay-ms "$DELAY_MS"
+  start_bg relay-b "$EX/relay" --listen 0 --target "${SERVER_B#http://}" --delay-ms "$DELAY_MS" --conn-mibps "$CONN_MIBPS"
   EP_B=$URL
   SRV_PIDS+=("${PIDS[-1]}")
   NET="loopback + relay, ${DELAY_MS} ms one-way (RTT $((2 * DELAY_MS)) ms)"
+  [ "$CONN_MIBPS" != 0 ] && NET="$NET, ${CONN_MIBPS} MiB/s per connection"
 else
   NET="loopback"
 fi

@@ -186,9 +186,17 @@ pub struct SyncArgs {
     /// How to prove each copied shard on the destination.
     #[arg(long, value_enum, default_value_t = VerifyArg::Size)]
     pub verify: VerifyArg,
-    /// Multipart part size (e.g. 8MiB, 16MiB; at least 5MiB).
+    /// Multipart part size (e.g. 8MiB, 16MiB; at least 5MiB). A large shard holds its parts
+    /// uploading plus one filling, so this is bounded by --max-memory.
     #[arg(long, default_value = "8MiB", value_parser = parse_size)]
     pub part_size: u64,
+    /// Ranged GETs of one shard in flight at once (1: one plain GET per shard). One TCP
+    /// connection of a long link carries only its window per round trip; several fill it.
+    #[arg(long, default_value_t = shardsync::transfer::DEFAULT_STRIPES, value_parser = parse_jobs)]
+    pub stripes: usize,
+    /// Shards larger than this are read as ranged GETs of this size (at least 1MiB).
+    #[arg(long, default_value = "4MiB", value_parser = parse_size)]
+    pub stripe_size: u64,
     /// Shards up to this size go in one PUT, sent once all their bytes are hashed and checked;
     /// larger shards go multipart. Each one-PUT shard is held in memory whole (within --max-memory).
     #[arg(long, default_value = "32MiB", value_parser = parse_size)]

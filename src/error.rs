@@ -125,6 +125,11 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// The sync's options contradict each other (for example a part size the memory budget
+    /// cannot hold).
+    #[error("invalid sync options: {reason}")]
+    InvalidSyncOptions { reason: String },
+
     /// The operation was cancelled (Ctrl-C) before it wrote anything.
     #[error("interrupted before anything was written")]
     Interrupted,

@@ -45,6 +45,12 @@ pub const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
 /// Default for [`TransferOptions::multipart_threshold`].
 pub const DEFAULT_MULTIPART_THRESHOLD: usize = 32 * 1024 * 1024;
 
+/// Default for [`TransferOptions::stripe_size`].
+pub const DEFAULT_STRIPE_SIZE: usize = 4 * 1024 * 1024;
+
+/// Default for [`TransferOptions::stripes`].
+pub const DEFAULT_STRIPES: usize = 4;
+
 /// Knobs of the copy engine.
 #[derive(Debug, Clone)]
 pub struct TransferOptions {
@@ -54,6 +60,12 @@ pub struct TransferOptions {
     pub multipart_threshold: usize,
     /// Parts of one object uploaded at once.
     pub parts_in_flight: usize,
+    /// Objects larger than this are read as ranged GETs of this size, several at once: one TCP
+    /// connection of a long link carries only its window per round trip, so one large shard
+    /// over one connection is as slow as the link's round trip makes it.
+    pub stripe_size: usize,
+    /// Ranged GETs of one object in flight at once (1: one plain GET per object).
+    pub stripes: usize,
     /// Attempts per object for transient failures.
     pub attempts: u32,
     /// First backoff between attempts; later ones grow (up to 3x, with jitter) to at most 30 s.
@@ -110,6 +122,48 @@ impl TransferOptions {
         }
     }
 
+    /// Bytes one multipart copy may hold: the ranges read ahead (none with one stripe: a plain
+    /// streamed GET), the part being filled, and the parts uploading.
+    pub fn multipart_held(&self) -> usize {
+        let read_ahead = if self.stripes > 1 {
+            self.stripes * self.stripe_size
+        } else {
+            0
+        };
+        read_ahead + (self.parts_in_flight.max(1) + 1) * self.part_size
+    }
+
+    /// These options with fewer stripes and parts in flight where the memory budget cannot hold
+    /// them all for one copy. Settings whose smallest form (one plain GET, one part uploading and
+    /// one filling) still exceeds the budget are refused: the budget is the bound on memory, so
+    /// a part size must not get around it.
+    pub fn fitted(&self) -> Result<TransferOptions> {
+        let mut t = self.clone();
+        t.stripes = t.stripes.max(1);
+        t.parts_in_flight = t.parts_in_flight.max(1);
+        let budget = self.memory.bytes();
+        while t.multipart_held() > budget {
+            if t.stripes > 1 && t.stripes >= t.parts_in_flight {
+                t.stripes -= 1;
+            } else if t.parts_in_flight > 1 {
+                t.parts_in_flight -= 1;
+            } else {
+                let h = |n: usize| crate::display::human_bytes(n as u64);
+                return Err(Error::InvalidSyncOptions {
+                    reason: format!(
+                        "a large shard holds at least two parts (one uploading, one filling): {} with \
+                         parts of {}, more than the memory budget of {}; lower the part size or raise \
+                         the budget",
+                        h(t.multipart_held()),
+                        h(t.part_size),
+                        h(budget),
+                    ),
+                });
+            }
+        }
+        Ok(t)
+    }
+
     /// The largest object sent in one PUT: the threshold, but never more than the whole memory
     /// budget, since a one-PUT object is held whole.
     pub fn single_put_limit(&self) -> usize {
@@ -122,7 +176,9 @@ impl Default for TransferOptions {
         TransferOptions {
             part_size: DEFAULT_PART_SIZE,
             multipart_threshold: DEFAULT_MULTIPART_THRESHOLD,
-            parts_in_flight: 2,
+            parts_in_flight: 4,
+            stripe_size: DEFAULT_STRIPE_SIZE,
+            stripes: DEFAULT_STRIPES,
             attempts: 4,
             backoff: Duration::from_millis(200),
             memory: MemoryBudget::new(DEFAULT_MEMORY_BUDGET),
@@ -168,6 +224,7 @@ pub async fn copy_object(
     opts: &TransferOptions,
     progress: &Events,
 ) -> Result<Copied> {
+    let opts = &opts.fitted()?;
     let mut attempts = 0;
     let (hashed, put) = crate::retry::retry(&opts.retry_policy(), &job.path, |n| {
         attempts = n;
@@ -201,7 +258,7 @@ async fn copy_once(
     let buffered = if single_put {
         job.size as usize
     } else {
-        (opts.parts_in_flight.max(1) + 1) * opts.part_size
+        opts.multipart_held()
     };
     let _reserved = opts
         .cancel
@@ -235,7 +292,7 @@ impl Reading<'_> {
         let Some(chunk) = next_chunk(&mut self.stream, cancel).await? else {
             return Ok(None);
         };
-        let chunk = chunk.map_err(|e| Error::store(path, "read", e))?;
+        let chunk = chunk.map_err(|e| source_read_error(path, e))?;
         self.hasher.update(&chunk);
         *self.moved += chunk.len() as u64;
         self.progress.add_bytes(chunk.len() as u64);
@@ -249,6 +306,9 @@ async fn open_source(
     job: &CopyJob,
     opts: &TransferOptions,
 ) -> Result<futures::stream::BoxStream<'static, object_store::Result<Bytes>>> {
+    if opts.stripes > 1 && job.size > opts.stripe_size as u64 {
+        return Ok(striped_source(src, job, opts));
+    }
     let path = job.path.as_str();
     let get_opts = GetOptions {
         if_match: job.src_etag.clone().filter(|_| src.capabilities.conditional_get),
@@ -268,6 +328,53 @@ async fn open_source(
     Ok(res.into_stream())
 }
 
+/// The object as ranged GETs of `stripe_size`, `stripes` of them in flight, yielded in order
+/// (so the hash still runs over the bytes in order, once). Every range is pinned to the listed
+/// ETag where the store allows it, and all ranges must come from one object (same size and
+/// ETag): a source rewritten between two ranges fails as [`Error::SourceChanged`], never as a
+/// blend of two versions. Memory: at most `stripes` ranges held, each `stripe_size`.
+fn striped_source(
+    src: &Dataset,
+    job: &CopyJob,
+    opts: &TransferOptions,
+) -> futures::stream::BoxStream<'static, object_store::Result<Bytes>> {
+    let (store, key) = (src.store.clone(), src.key(&job.path));
+    let if_match = job.src_etag.clone().filter(|_| src.capabilities.conditional_get);
+    let (size, stripe) = (job.size, opts.stripe_size as u64);
+    let first_etag: Arc<std::sync::OnceLock<Option<String>>> = Arc::default();
+    let ranges = (0..size.div_ceil(stripe)).map(move |i| i * stripe..((i + 1) * stripe).min(size));
+    futures::stream::iter(ranges)
+        .map(move |range| {
+            let (store, key, first_etag) = (store.clone(), key.clone(), first_etag.clone());
+            let get_opts = GetOptions {
+                if_match: if_match.clone(),
+                range: Some(range.clone().into()),
+                ..Default::default()
+            };
+            async move {
+                let res = store.get_opts(&key, get_opts).await?;
+                let same_object = res.meta.size == size
+                    && *first_etag.get_or_init(|| res.meta.e_tag.clone()) == res.meta.e_tag;
+                if !same_object {
+                    return Err(object_store::Error::Precondition {
+                        path: key.to_string(),
+                        source: "the object changed between two ranged reads".into(),
+                    });
+                }
+                let bytes = res.bytes().await?;
+                if bytes.len() as u64 != range.end - range.start {
+                    return Err(object_store::Error::Generic {
+                        store: "source",
+                        source: format!("a ranged read of {range:?} returned {} bytes", bytes.len()).into(),
+                    });
+                }
+                Ok(bytes)
+            }
+        })
+        .buffered(opts.stripes)
+        .boxed()
+}
+
 /// One PUT, issued only once every byte has been hashed and checked. The bytes go into one
 /// buffer of exactly the reserved size (the object's), allocated once: what the budget
 /// accounts for is what is held, and the PUT body is one contiguous slice.
@@ -279,17 +386,17 @@ async fn put_whole(
     buffered: usize,
 ) -> Result<(Hashed, Option<PutResult>)> {
     let path = job.path.as_str();
-    let mut body = BytesMut::with_capacity(buffered);
+    let mut body = Body::new(buffered);
     while let Some(chunk) = read.next(path, &opts.cancel).await? {
-        if body.len() + chunk.len() > buffered {
+        if body.len + chunk.len() > buffered {
             // Longer than listed: fail as the size check would, without growing the buffer.
             return Err(Error::SizeMismatch {
                 path: path.to_string(),
                 expected: job.size,
-                actual: (body.len() + chunk.len()) as u64,
+                actual: (body.len + chunk.len()) as u64,
             });
         }
-        body.extend_from_slice(&chunk);
+        body.push(chunk);
     }
     let hashed = std::mem::take(&mut read.hasher).finish();
     check(job, &hashed)?;
@@ -303,10 +410,53 @@ async fn put_whole(
     };
     let put = dst
         .store
-        .put_opts(&dst.key(path), PutPayload::from_bytes(body.freeze()), put_opts)
+        .put_opts(&dst.key(path), body.into_payload(), put_opts)
         .await
         .map_err(|e| Error::store(path, "write", e))?;
     Ok((hashed, Some(put)))
+}
+
+/// A one-PUT body as it arrives. Whole-object ranges (striped reads) are kept as they are, no
+/// copy: they already are the body. Small chunks of a streamed GET are gathered into one buffer
+/// of the reserved size, allocated once, so the PUT body is a few large slices, not thousands.
+struct Body {
+    parts: Vec<Bytes>,
+    small: BytesMut,
+    len: usize,
+    capacity: usize,
+}
+
+impl Body {
+    fn new(size: usize) -> Body {
+        Body {
+            parts: Vec::new(),
+            small: BytesMut::new(),
+            len: 0,
+            capacity: size,
+        }
+    }
+
+    fn push(&mut self, chunk: Bytes) {
+        self.len += chunk.len();
+        if chunk.len() >= 1 << 20 {
+            if !self.small.is_empty() {
+                self.parts.push(self.small.split().freeze());
+            }
+            self.parts.push(chunk);
+        } else {
+            if self.small.capacity() == 0 {
+                self.small.reserve(self.capacity - (self.len - chunk.len()));
+            }
+            self.small.extend_from_slice(&chunk);
+        }
+    }
+
+    fn into_payload(mut self) -> PutPayload {
+        if !self.small.is_empty() {
+            self.parts.push(self.small.split().freeze());
+        }
+        self.parts.into_iter().collect()
+    }
 }
 
 /// Multipart: parts flow while reading; completion waits for the hash, and an upload that

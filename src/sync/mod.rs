@@ -75,6 +75,7 @@ impl SyncOutcome {
 /// (`shards_failed`, findings of kind `error`) and the manifest committed claims none of them.
 /// A sync that failed shards or was interrupted returns [`Error::Incomplete`].
 pub async fn sync(src: &Dataset, dst: &Dataset, opts: &SyncOptions) -> Result<SyncOutcome> {
+    opts.transfer.fitted()?;
     check_overlap(src, dst)?;
     let mut lease = None;
     let outcome = pipeline(src, dst, opts, &mut lease).await;

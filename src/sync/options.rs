@@ -110,6 +110,13 @@ impl SyncOptions {
         self.transfer.part_size = bytes.max(5 * 1024 * 1024);
         self
     }
+    /// Read shards larger than `size` as ranged GETs of `size` (at least 1 MiB), `stripes` at
+    /// once (at least 1: one plain GET per shard).
+    pub fn with_stripes(mut self, stripes: usize, size: usize) -> Self {
+        self.transfer.stripes = stripes.max(1);
+        self.transfer.stripe_size = size.max(1024 * 1024);
+        self
+    }
     /// Shards up to this size go in one PUT; larger ones go multipart.
     pub fn with_multipart_threshold(mut self, bytes: usize) -> Self {
         self.transfer.multipart_threshold = bytes;

@@ -461,10 +461,10 @@ impl ObjectStore for InstrumentedStore {
         if ranged && !head {
             self.meter.ranged_gets.lock().unwrap().push(location.to_string());
         }
-        if head || ranged {
+        if head {
             return Ok(res);
         }
-        if !location.as_ref().contains("_shardsync/") {
+        if !ranged && !location.as_ref().contains("_shardsync/") {
             self.meter.full_gets.lock().unwrap().push(location.to_string());
         }
         let (meta, range, attributes) = (res.meta.clone(), res.range.clone(), res.attributes.clone());

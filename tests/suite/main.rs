@@ -27,4 +27,5 @@ mod robustness;
 mod s3_control;
 mod safety;
 mod smoke;
+mod striping;
 mod sync;
