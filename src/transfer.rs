@@ -255,10 +255,13 @@ async fn copy_once(
     moved: &mut u64,
 ) -> Result<(Hashed, Option<PutResult>)> {
     let single_put = job.size <= opts.single_put_limit() as u64;
+    // Every byte held (ranges read ahead, parts filling or uploading) is a distinct byte of the
+    // object, so a copy never holds more than the object, whatever its options allow.
+    let size = usize::try_from(job.size).unwrap_or(usize::MAX);
     let buffered = if single_put {
-        job.size as usize
+        size
     } else {
-        opts.multipart_held()
+        opts.multipart_held().min(size)
     };
     let _reserved = opts
         .cancel

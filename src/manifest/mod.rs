@@ -123,6 +123,54 @@ pub struct Manifest {
     pub totals: Totals,
     /// Entries sorted by path.
     pub shards: Vec<ShardEntry>,
+    /// On a destination: the source stat each entry was copied (or proven) from, so the next
+    /// sync recognises unchanged source objects from a listing alone, even when the source's
+    /// own manifest is gone (a producer's `sync --delete` removes `_shardsync/`). A cache key
+    /// like `mtime`/`etag`, never a statement about content; absent in older manifests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copied_from: Option<CopiedFrom>,
+}
+
+/// Where a destination's entries came from: the source dataset and its objects' stats.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopiedFrom {
+    /// The source dataset's identity (its store namespace and root), not a URL to open.
+    pub source: String,
+    /// The source stat of each entry, sorted by path.
+    pub stats: Vec<SourceStat>,
+}
+
+/// One source object's stat when its bytes were hashed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceStat {
+    /// Path relative to the dataset root.
+    pub path: String,
+    /// The source's last-modified time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtime: Option<DateTime<Utc>>,
+    /// The source's ETag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+}
+
+impl CopiedFrom {
+    /// The entry `path` had at the source, when the source is `source` and its stat then was
+    /// `stat`'s: the destination entry with the source's stat. `None` otherwise.
+    pub fn source_entry(
+        &self,
+        source: &str,
+        dst_entry: &ShardEntry,
+        stat: &crate::listing::ObjectStat,
+    ) -> Option<ShardEntry> {
+        if self.source != source {
+            return None;
+        }
+        let i = self.stats.binary_search_by(|s| s.path.cmp(&stat.path)).ok()?;
+        let mut e = dst_entry.clone();
+        e.mtime = self.stats[i].mtime;
+        e.etag = self.stats[i].etag.clone();
+        build::entry_matches_stat(&e, stat).then_some(e)
+    }
 }
 
 impl Manifest {
@@ -138,6 +186,7 @@ impl Manifest {
             digest: String::new(),
             totals: Totals::default(),
             shards,
+            copied_from: None,
         };
         m.recompute();
         Ok(m)
@@ -532,6 +581,46 @@ mod tests {
             schema: None,
             parquet_error: None,
         }
+    }
+
+    /// A remembered source stat stands for the destination's hash only for the same source,
+    /// the same path and an unchanged stat.
+    #[test]
+    fn copied_from_recalls_only_an_unchanged_object_of_the_same_source() {
+        let t = |s: i64| DateTime::from_timestamp(s, 0).unwrap();
+        let recall = CopiedFrom {
+            source: "s3 e b /p".into(),
+            stats: vec![SourceStat {
+                path: "a".into(),
+                mtime: Some(t(10)),
+                etag: Some("\"e1\"".into()),
+            }],
+        };
+        let stat = |path: &str, size: u64, mtime, etag: &str| crate::listing::ObjectStat {
+            path: path.into(),
+            size,
+            mtime,
+            etag: Some(etag.into()),
+        };
+        let (dst, now) = (entry("a"), stat("a", 3, t(10), "\"e1\""));
+        let got = recall.source_entry("s3 e b /p", &dst, &now).expect("recalled");
+        assert_eq!(
+            (got.sha256, got.etag),
+            (dst.sha256.clone(), Some("\"e1\"".into()))
+        );
+        assert!(recall.source_entry("s3 e other /p", &dst, &now).is_none());
+        assert!(recall
+            .source_entry("s3 e b /p", &dst, &stat("a", 3, t(10), "\"e2\""))
+            .is_none());
+        assert!(recall
+            .source_entry("s3 e b /p", &dst, &stat("a", 3, t(11), "\"e1\""))
+            .is_none());
+        assert!(recall
+            .source_entry("s3 e b /p", &dst, &stat("a", 4, t(10), "\"e1\""))
+            .is_none());
+        assert!(recall
+            .source_entry("s3 e b /p", &entry("b"), &stat("b", 3, t(10), "\"e1\""))
+            .is_none());
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::diff::{Plan, State};
 use crate::error::Result;
 use crate::listing::{list_dataset, ObjectStat};
 use crate::lock::SyncLock;
-use crate::manifest::{self, Manifest, ShardEntry, StoredManifest};
+use crate::manifest::{self, CopiedFrom, Manifest, ShardEntry, SourceStat, StoredManifest};
 use crate::report::Report;
 use crate::store::Dataset;
 
@@ -63,7 +63,9 @@ pub(super) async fn retract_overwritten(
     }
     ensure_lease(dst, lease, &expected).await?;
     probe_once(dst, report).await?;
-    let interim = Manifest::new(dst.url.clone(), keep)?;
+    let mut interim = Manifest::new(dst.url.clone(), keep)?;
+    // The kept entries' source stats still hold (a stat of a dropped path finds no entry).
+    interim.copied_from = stored.manifest.copied_from.clone();
     Ok(Some(commit::commit(dst, &interim, &expected).await?))
 }
 
@@ -78,6 +80,7 @@ pub(super) struct Final {
 
 /// Build the final manifests from the plan and the tally.
 pub(super) fn final_manifests(
+    src: &Dataset,
     dst: &Dataset,
     plan: &Plan,
     tally: &Tally,
@@ -85,9 +88,19 @@ pub(super) fn final_manifests(
 ) -> Result<Final> {
     let mut dst_entries = Vec::new();
     let mut src_entries = Some(Vec::new());
+    // The source stat behind each destination entry (see `Manifest::copied_from`).
+    let mut src_stats = Vec::new();
+    let mut remember = |s: &crate::diff::SourceObject| {
+        src_stats.push(SourceStat {
+            path: s.stat.path.clone(),
+            mtime: Some(s.stat.mtime),
+            etag: s.stat.etag.clone(),
+        })
+    };
     for (n, item) in plan.items.iter().enumerate() {
         let Some(s) = &item.src else { continue };
         if let Some(e) = &tally.copied[n] {
+            remember(s);
             dst_entries.push(e.clone());
             let mut se = e.clone();
             se.mtime = Some(s.stat.mtime);
@@ -100,15 +113,27 @@ pub(super) fn final_manifests(
         // Not copied this run. A same shard is still claimed, unless full mode tried to copy
         // it (every same shard is in the copy set then) and failed, touching it.
         if item.state == State::Same && !opts.full {
-            dst_entries.extend(item.dst_entry.clone());
+            if let Some(d) = &item.dst_entry {
+                // Same means the source entry's hash is known and equal, for this stat.
+                if s.entry.is_some() {
+                    remember(s);
+                }
+                dst_entries.push(d.clone());
+            }
         }
         match (&s.entry, src_entries.as_mut()) {
             (Some(e), Some(v)) => v.push(e.clone()),
             _ => src_entries = None,
         }
     }
+    let mut destination = Manifest::new(dst.url.clone(), dst_entries)?;
+    src_stats.sort_by(|a, b| a.path.cmp(&b.path));
+    destination.copied_from = Some(CopiedFrom {
+        source: src.identity(),
+        stats: src_stats,
+    });
     Ok(Final {
-        destination: Manifest::new(dst.url.clone(), dst_entries)?,
+        destination,
         source: src_entries,
     })
 }
@@ -124,8 +149,11 @@ pub(super) async fn commit_final(
     lease: &mut Option<SyncLock>,
     report: &mut Report,
 ) -> Result<Option<Manifest>> {
-    let unchanged =
-        stored.is_some_and(|s| s.manifest.shards == manifest.shards && expected.as_ref() == Some(&s.version));
+    let unchanged = stored.is_some_and(|s| {
+        s.manifest.shards == manifest.shards
+            && s.manifest.copied_from == manifest.copied_from
+            && expected.as_ref() == Some(&s.version)
+    });
     if unchanged {
         return Ok(None);
     }

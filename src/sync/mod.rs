@@ -153,7 +153,7 @@ async fn pipeline(
     let confirmed = prove::confirm_copies(dst, copies, opts).await?;
     let relisted = confirmed.relisted.clone();
     let tally = tally::record(&mut plan, confirmed, stopped_by, opts, &mut report);
-    let fin = manifests::final_manifests(dst, &plan, &tally, opts)?;
+    let fin = manifests::final_manifests(src, dst, &plan, &tally, opts)?;
     let committed = manifests::commit_final(
         dst,
         &fin.destination,

@@ -141,6 +141,10 @@ async fn read_sides(src: &Dataset, dst: &Dataset, opts: &SyncOptions) -> Result<
         .flatten()
         .collect();
     let src_previous = src_prev.map(|s| s.manifest);
+    let recalled = dst_stored
+        .as_ref()
+        .and_then(|d| Some((&d.manifest, d.manifest.copied_from.as_ref()?)));
+    let source_id = src.identity();
     check_source_not_empty(
         src,
         src_list.objects.len(),
@@ -155,7 +159,13 @@ async fn read_sides(src: &Dataset, dst: &Dataset, opts: &SyncOptions) -> Result<
                 .as_ref()
                 .and_then(|m| m.get(&stat.path))
                 .filter(|e| entry_matches_stat(e, &stat))
-                .cloned(),
+                .cloned()
+                // The destination remembers the source stat it copied each entry from: an
+                // unchanged object needs no re-read even when the source manifest is gone.
+                .or_else(|| {
+                    let (dst_manifest, copied_from) = recalled?;
+                    copied_from.source_entry(&source_id, dst_manifest.get(&stat.path)?, &stat)
+                }),
             stat,
         })
         .collect();

@@ -353,7 +353,9 @@ impl InstrumentedStore {
     /// have been made over `ds.store`.
     pub fn wrap(self, ds: &Dataset) -> (Dataset, Arc<Meter>) {
         let meter = self.meter.clone();
-        let wrapped = Dataset::from_store(Arc::new(self), ds.root.clone(), ds.url.clone(), ds.backend);
+        let mut wrapped = Dataset::from_store(Arc::new(self), ds.root.clone(), ds.url.clone(), ds.backend);
+        // The same dataset, seen through the meter: where it lives is unchanged.
+        wrapped.scope = ds.scope.clone();
         (wrapped, meter)
     }
 

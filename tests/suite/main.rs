@@ -20,6 +20,7 @@ mod local_safety;
 mod manifest_build;
 mod misbehaving_relay;
 mod parquet_corpus;
+mod recall;
 mod regressions;
 mod remotes;
 mod retries;
