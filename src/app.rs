@@ -237,6 +237,7 @@ pub fn sync_options(a: &SyncArgs, progress: Bars) -> SyncOptions {
         .with_part_size(usize::try_from(a.part_size).unwrap_or(usize::MAX))
         .with_multipart_threshold(usize::try_from(a.multipart_threshold).unwrap_or(usize::MAX))
         .with_stripes(a.stripes, usize::try_from(a.stripe_size).unwrap_or(usize::MAX))
+        .with_parts_in_flight(a.parts_in_flight)
         .with_events(progress.events())
         .with_strict_parquet(a.strict_parquet)
 }

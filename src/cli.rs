@@ -197,9 +197,12 @@ pub struct SyncArgs {
     /// Shards larger than this are read as ranged GETs of this size (at least 1MiB).
     #[arg(long, default_value = "4MiB", value_parser = parse_size)]
     pub stripe_size: u64,
+    /// Parts of one multipart shard uploading at once (each on its own connection).
+    #[arg(long, default_value_t = shardsync::transfer::DEFAULT_PARTS_IN_FLIGHT, value_parser = parse_jobs)]
+    pub parts_in_flight: usize,
     /// Shards up to this size go in one PUT, sent once all their bytes are hashed and checked;
     /// larger shards go multipart. Each one-PUT shard is held in memory whole (within --max-memory).
-    #[arg(long, default_value = "32MiB", value_parser = parse_size)]
+    #[arg(long, default_value = "8MiB", value_parser = parse_size)]
     pub multipart_threshold: u64,
     /// Most shard bytes buffered in memory at once, over all concurrent copies.
     #[arg(long, default_value = "256MiB", value_parser = parse_size)]

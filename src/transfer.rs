@@ -43,13 +43,16 @@ pub const DEFAULT_MEMORY_BUDGET: usize = 256 * 1024 * 1024;
 pub const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
 
 /// Default for [`TransferOptions::multipart_threshold`].
-pub const DEFAULT_MULTIPART_THRESHOLD: usize = 32 * 1024 * 1024;
+pub const DEFAULT_MULTIPART_THRESHOLD: usize = 8 * 1024 * 1024;
 
 /// Default for [`TransferOptions::stripe_size`].
 pub const DEFAULT_STRIPE_SIZE: usize = 4 * 1024 * 1024;
 
 /// Default for [`TransferOptions::stripes`].
-pub const DEFAULT_STRIPES: usize = 4;
+pub const DEFAULT_STRIPES: usize = 8;
+
+/// Default for [`TransferOptions::parts_in_flight`].
+pub const DEFAULT_PARTS_IN_FLIGHT: usize = 8;
 
 /// Knobs of the copy engine.
 #[derive(Debug, Clone)]
@@ -133,6 +136,19 @@ impl TransferOptions {
         read_ahead + (self.parts_in_flight.max(1) + 1) * self.part_size
     }
 
+    /// Bytes a copy of an object of `size` holds at most: the object itself when it goes in
+    /// one PUT; otherwise [`TransferOptions::multipart_held`], but never more than the object,
+    /// since every byte held (a range read ahead, a part filling or uploading) is a distinct
+    /// byte of it.
+    pub fn held_for(&self, size: u64) -> usize {
+        let size = usize::try_from(size).unwrap_or(usize::MAX);
+        if size <= self.single_put_limit() {
+            size
+        } else {
+            self.multipart_held().min(size)
+        }
+    }
+
     /// These options with fewer stripes and parts in flight where the memory budget cannot hold
     /// them all for one copy. Settings whose smallest form (one plain GET, one part uploading and
     /// one filling) still exceeds the budget are refused: the budget is the bound on memory, so
@@ -176,7 +192,7 @@ impl Default for TransferOptions {
         TransferOptions {
             part_size: DEFAULT_PART_SIZE,
             multipart_threshold: DEFAULT_MULTIPART_THRESHOLD,
-            parts_in_flight: 4,
+            parts_in_flight: DEFAULT_PARTS_IN_FLIGHT,
             stripe_size: DEFAULT_STRIPE_SIZE,
             stripes: DEFAULT_STRIPES,
             attempts: 4,
@@ -255,14 +271,7 @@ async fn copy_once(
     moved: &mut u64,
 ) -> Result<(Hashed, Option<PutResult>)> {
     let single_put = job.size <= opts.single_put_limit() as u64;
-    // Every byte held (ranges read ahead, parts filling or uploading) is a distinct byte of the
-    // object, so a copy never holds more than the object, whatever its options allow.
-    let size = usize::try_from(job.size).unwrap_or(usize::MAX);
-    let buffered = if single_put {
-        size
-    } else {
-        opts.multipart_held().min(size)
-    };
+    let buffered = opts.held_for(job.size);
     let _reserved = opts
         .cancel
         .run_until_cancelled(opts.memory.reserve(buffered))

@@ -161,11 +161,13 @@ fn job_for(
 /// request checksum, size verification cannot rest on the PUT's ETag, so copies are read back.
 pub(super) async fn proof_options(
     dst: &Dataset,
+    plan: &Plan,
     copy_set: &[usize],
     opts: &SyncOptions,
     report: &mut Report,
 ) -> Result<SyncOptions> {
     let mut copy_opts = opts.clone();
+    budget_note(plan, copy_set, opts, report);
     if copy_set.is_empty() || opts.verify != VerifyMode::Size {
         return Ok(copy_opts);
     }
@@ -180,6 +182,35 @@ pub(super) async fn proof_options(
         copy_opts.verify = VerifyMode::Deep;
     }
     Ok(copy_opts)
+}
+
+/// Say so when the memory budget holds less than half the copies `-j` asks for (and the plan
+/// has) at once: the concurrency a user chose must not shrink silently.
+fn budget_note(plan: &Plan, copy_set: &[usize], opts: &SyncOptions, report: &mut Report) {
+    let t = &opts.transfer;
+    let Ok(fitted) = t.fitted() else { return };
+    let mut sizes: Vec<u64> = copy_set
+        .iter()
+        .filter_map(|&n| Some(plan.items[n].src.as_ref()?.stat.size))
+        .collect();
+    sizes.sort_unstable();
+    let Some(&median) = sizes.get(sizes.len() / 2) else {
+        return;
+    };
+    let held = fitted.held_for(median).max(1);
+    let fit = t.memory.bytes() / held;
+    let wanted = opts.concurrency.get().min(copy_set.len());
+    if fit * 2 < wanted {
+        let h = |n: usize| crate::display::human_bytes(n as u64);
+        let w = format!(
+            "the memory budget of {} holds {fit} copies of shards like these ({} each) at once, \
+             not the {wanted} asked for",
+            h(t.memory.bytes()),
+            h(held),
+        );
+        tracing::warn!("{w}");
+        report.warnings.push(w);
+    }
 }
 
 /// Copy one shard, verify it on the destination, and return its destination entry and proof.

@@ -147,7 +147,7 @@ async fn pipeline(
     if !copy_set.is_empty() {
         guard::ensure_lease(dst, lease, &expected).await?;
     }
-    let opts = &copy::proof_options(dst, &copy_set, opts, &mut report).await?;
+    let opts = &copy::proof_options(dst, &plan, &copy_set, opts, &mut report).await?;
     let copies = copy::run(src, dst, &plan, &copy_set, opts).await;
     let stopped_by = copies.stopped_by.clone();
     let confirmed = prove::confirm_copies(dst, copies, opts).await?;

@@ -117,6 +117,11 @@ impl SyncOptions {
         self.transfer.stripe_size = size.max(1024 * 1024);
         self
     }
+    /// Upload up to `parts` parts of one multipart shard at once (at least 1).
+    pub fn with_parts_in_flight(mut self, parts: usize) -> Self {
+        self.transfer.parts_in_flight = parts.max(1);
+        self
+    }
     /// Shards up to this size go in one PUT; larger ones go multipart.
     pub fn with_multipart_threshold(mut self, bytes: usize) -> Self {
         self.transfer.multipart_threshold = bytes;

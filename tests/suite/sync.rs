@@ -253,8 +253,9 @@ async fn one_transfer_at_a_time_and_eight_at_once_leave_the_same_destination() {
 }
 
 /// A shard bigger than one part but under the multipart threshold goes in one PUT: one request
-/// instead of three or more, and no server-side assembly of parts. With the threshold lowered
-/// to the part size, or a memory budget below the shard's size, the same shard goes multipart.
+/// instead of three or more, and no server-side assembly of parts. Above the threshold (the
+/// default's 8 MiB, or one lowered to the part size), or with a memory budget below the shard's
+/// size, the same shard goes multipart.
 #[tokio::test]
 async fn shard_under_the_multipart_threshold_goes_in_one_put() {
     let big = noise(12 * MIB, 21);
@@ -265,9 +266,11 @@ async fn shard_under_the_multipart_threshold_goes_in_one_put() {
         // (destination, threshold, memory budget, multipart expected): a budget smaller than
         // the shard also forces multipart, since a one-PUT shard is held whole.
         for (dst_name, threshold, budget, multipart) in [
-            ("dst-default", None, None, false),
+            ("dst-high", Some(16 * MIB), None, false),
+            // The default threshold (8 MiB, as the AWS CLI's) sends a 12 MiB shard in parts.
+            ("dst-default", None, None, true),
             ("dst-low", Some(5 * MIB), None, true),
-            ("dst-small-budget", None, Some(11 * MIB), true),
+            ("dst-small-budget", Some(16 * MIB), Some(11 * MIB), true),
         ] {
             let dst = env.open(dst_name);
             let mut opts = SyncOptions::default().with_part_size(5 * MIB);
