@@ -178,6 +178,10 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     /// Whether the destination enforces conditional writes (from the probe).
     pub commit_protection: Option<CommitProtection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The request checksum the destination server checked on every shard PUT (`crc64nvme` or
+    /// `sha256`; from the probes), when one was.
+    pub request_checksum: Option<String>,
     /// Whether a destination manifest was committed this run.
     pub committed: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -226,6 +230,7 @@ impl Report {
             verify: None,
             proofs: ProofCounts::default(),
             commit_protection: None,
+            request_checksum: None,
             committed: false,
             plan: None,
             warnings: Vec::new(),
@@ -379,6 +384,9 @@ impl Report {
                 p.as_str(),
                 if self.committed { ", committed" } else { "" }
             );
+        }
+        if let Some(c) = &self.request_checksum {
+            let _ = writeln!(o, "  puts     {c} request checksum checked by the server");
         }
     }
 

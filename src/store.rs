@@ -85,6 +85,8 @@ impl Capabilities {
 pub(crate) struct Probed {
     /// Whether the server refuses a PUT whose SHA-256 request checksum does not match.
     pub(crate) validates_checksums: tokio::sync::OnceCell<bool>,
+    /// Whether shard PUTs go through [`Dataset::crc_puts`] (the server refuses a wrong CRC64NVME).
+    pub(crate) validates_crc64nvme: tokio::sync::OnceCell<bool>,
 }
 
 /// A dataset root in an object store.
@@ -112,6 +114,9 @@ pub struct Dataset {
     pub(crate) local: Option<crate::local::LocalFolder>,
     /// Raw S3 requests object_store does not make (S3 datasets opened from a URL only).
     pub(crate) s3_control: Option<Arc<crate::s3_control::S3Control>>,
+    /// The store again with CRC64NVME request checksums over unsigned payloads, for shard PUTs
+    /// where the server checks them (S3 without a user-chosen checksum only).
+    pub(crate) crc_puts: Option<Arc<crate::verify::CrcPuts>>,
 }
 
 impl std::fmt::Debug for Dataset {
@@ -187,6 +192,7 @@ impl Dataset {
             probed: Arc::default(),
             local: None,
             s3_control: opened.s3_control,
+            crc_puts: opened.crc_puts,
         })
     }
 
@@ -218,6 +224,7 @@ impl Dataset {
             probed: Arc::default(),
             local: None,
             s3_control: None,
+            crc_puts: None,
         }
     }
 
@@ -306,6 +313,7 @@ struct Opened {
     namespace: String,
     checksum_probe: Option<Arc<dyn ObjectStore>>,
     s3_control: Option<Arc<crate::s3_control::S3Control>>,
+    crc_puts: Option<Arc<crate::verify::CrcPuts>>,
 }
 
 impl Opened {
@@ -316,6 +324,7 @@ impl Opened {
             namespace,
             checksum_probe: None,
             s3_control: None,
+            crc_puts: None,
         }
     }
 }
@@ -369,6 +378,28 @@ fn open_s3(parsed: &url::Url, display: &str, opts: &OpenOptions) -> Result<Opene
     let store = build_naming_culprit("s3", display, &settings, |subset| {
         s3_builder(subset, Default::default(), true).build()
     })?;
+    // Unless the user chose a request checksum: the CRC64NVME twin and its probe.
+    let chosen = settings.iter().any(|s| {
+        matches!(
+            s.key,
+            AmazonS3ConfigKey::Checksum | AmazonS3ConfigKey::UnsignedPayload
+        )
+    });
+    let crc_twin = |client, checksum: Option<&str>| {
+        let b = s3_builder(&all, client, false).with_config(AmazonS3ConfigKey::UnsignedPayload, "true");
+        let b = match checksum {
+            Some(c) => b.with_config(AmazonS3ConfigKey::Checksum, c),
+            None => b,
+        };
+        b.build().ok().map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
+    };
+    let crc_puts = if chosen {
+        None
+    } else {
+        crc_twin(Default::default(), Some("crc64nvme"))
+            .zip(crc_twin(crate::verify::wrong_crc64nvme_client(), None))
+            .map(|(store, probe)| Arc::new(crate::verify::CrcPuts { store, probe }))
+    };
     let s3_control = crate::s3_control::S3Control::for_store(
         &b,
         parsed.host_str().unwrap_or_default(),
@@ -382,6 +413,7 @@ fn open_s3(parsed: &url::Url, display: &str, opts: &OpenOptions) -> Result<Opene
         namespace,
         checksum_probe,
         s3_control,
+        crc_puts,
     })
 }
 
@@ -477,6 +509,7 @@ fn open_local(parsed: &url::Url, display: String, opts: &OpenOptions) -> Result<
         probed: Arc::default(),
         local: Some(folder),
         s3_control: None,
+        crc_puts: None,
     })
 }
 

@@ -283,10 +283,12 @@ async fn copy_once(
         moved,
         progress,
     };
+    // CRC64NVME request checksums where the server checks them: one SHA-256 pass per byte.
+    let (store, _) = crate::verify::put_store(dst).await?;
     if single_put {
-        put_whole(dst, job, opts, &mut read, buffered).await
+        put_whole(dst, &store, job, opts, &mut read, buffered).await
     } else {
-        put_in_parts(dst, job, opts, &mut read).await
+        put_in_parts(dst, &store, job, opts, &mut read).await
     }
 }
 
@@ -392,6 +394,7 @@ fn striped_source(
 /// accounts for is what is held, and the PUT body is one contiguous slice.
 async fn put_whole(
     dst: &Dataset,
+    store: &Arc<dyn ObjectStore>,
     job: &CopyJob,
     opts: &TransferOptions,
     read: &mut Reading<'_>,
@@ -420,8 +423,7 @@ async fn put_whole(
         attributes: sha_attributes(dst, &hashed.sha256),
         ..Default::default()
     };
-    let put = dst
-        .store
+    let put = store
         .put_opts(&dst.key(path), body.into_payload(), put_opts)
         .await
         .map_err(|e| Error::store(path, "write", e))?;
@@ -476,6 +478,7 @@ impl Body {
 /// known; otherwise nothing is claimed there.
 async fn put_in_parts(
     dst: &Dataset,
+    store: &Arc<dyn ObjectStore>,
     job: &CopyJob,
     opts: &TransferOptions,
     read: &mut Reading<'_>,
@@ -485,8 +488,7 @@ async fn put_in_parts(
         Some(sha) => sha_attributes(dst, sha),
         None => Attributes::new(),
     };
-    let upload = dst
-        .store
+    let upload = store
         .put_multipart_opts(
             &dst.key(path),
             PutMultipartOptions {
@@ -499,7 +501,16 @@ async fn put_in_parts(
     let mut writer = WriteMultipart::new_with_chunk_size(upload, opts.part_size);
     let streamed = stream_parts(&mut writer, job, opts, read).await;
     let hashed = std::mem::take(&mut read.hasher).finish();
-    if let Err(e) = streamed.and_then(|()| check(job, &hashed)) {
+    // The parts still uploading are waited for here, where Ctrl-C can still abort the upload:
+    // `finish` cannot be interrupted without leaving it behind.
+    let settled = match streamed.and_then(|()| check(job, &hashed)) {
+        Ok(()) => tokio::select! {
+            r = writer.wait_for_capacity(0) => r.map_err(|e| Error::store(path, "upload part", e)),
+            _ = opts.cancel.cancelled() => Err(Error::Interrupted),
+        },
+        Err(e) => Err(e),
+    };
+    if let Err(e) = settled {
         let _ = writer.abort().await;
         return Err(e);
     }

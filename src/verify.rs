@@ -7,6 +7,8 @@
 //! The same proofs settle `Unproven` plan items (objects landed by a killed sync, or rewritten
 //! out of band) without copying them again.
 
+use std::sync::Arc;
+
 use object_store::{Attribute, GetOptions, ObjectStore};
 use serde::Serialize;
 
@@ -182,6 +184,61 @@ pub(crate) fn wrong_checksum_client() -> object_store::ClientOptions {
     object_store::ClientOptions::new().with_default_headers(headers)
 }
 
+/// A CRC64NVME request checksum no probe body has (base64 of eight zero bytes).
+const WRONG_CRC64NVME_B64: &str = "AAAAAAAAAAA=";
+
+/// Client options whose every request carries [`WRONG_CRC64NVME_B64`] as
+/// `x-amz-checksum-crc64nvme`.
+pub(crate) fn wrong_crc64nvme_client() -> object_store::ClientOptions {
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        "x-amz-checksum-crc64nvme",
+        http::HeaderValue::from_static(WRONG_CRC64NVME_B64),
+    );
+    object_store::ClientOptions::new().with_default_headers(headers)
+}
+
+/// An S3 dataset's store again, sending CRC64NVME request checksums over unsigned payloads.
+/// With the default SHA-256 request checksum, object_store hashes every byte for the checksum
+/// header and the payload signature: a second SHA-256 pass beside our own. CRC64NVME costs a
+/// small fraction of that, and where the server refuses a wrong one it guards the bytes on the
+/// wire as well, so the PUT's ETag still proves our bytes landed.
+pub(crate) struct CrcPuts {
+    /// The store shard bytes go through.
+    pub(crate) store: Arc<dyn object_store::ObjectStore>,
+    /// A twin whose PUTs carry a wrong CRC64NVME, to ask whether the server checks it.
+    pub(crate) probe: Arc<dyn object_store::ObjectStore>,
+}
+
+impl std::fmt::Debug for CrcPuts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CrcPuts") // never the store's Debug: it may hold credentials
+    }
+}
+
+/// The store shard bytes are written through, and the request checksum the server checks on
+/// them (`None`: a store without request checksums, such as a local folder). CRC64NVME where
+/// the server refuses a wrong one (asked once per dataset); SHA-256 otherwise.
+pub(crate) async fn put_store(
+    dst: &Dataset,
+) -> Result<(Arc<dyn object_store::ObjectStore>, Option<&'static str>)> {
+    if dst.backend != crate::store::Backend::S3 {
+        return Ok((dst.store.clone(), None));
+    }
+    if let Some(crc) = &dst.crc_puts {
+        let checks = dst
+            .probed
+            .validates_crc64nvme
+            .get_or_try_init(|| ask_checksum_validation(dst, crc.probe.as_ref(), "probe-checksum-crc64nvme"))
+            .await?;
+        if *checks {
+            return Ok((crc.store.clone(), Some("crc64nvme")));
+        }
+    }
+    let sha = validates_request_checksums(dst).await?;
+    Ok((dst.store.clone(), sha.then_some("sha256")))
+}
+
 /// Whether the destination refuses a PUT whose SHA-256 request checksum does not match its
 /// bytes. Where it does, the PUT's ETag in a listing proves our bytes landed (the server
 /// checked them against the hash we computed); where it accepts them (moto does), that proof
@@ -193,15 +250,19 @@ pub async fn validates_request_checksums(dst: &Dataset) -> Result<bool> {
     };
     dst.probed
         .validates_checksums
-        .get_or_try_init(|| ask_checksum_validation(dst, probe.as_ref()))
+        .get_or_try_init(|| ask_checksum_validation(dst, probe.as_ref(), "probe-checksum"))
         .await
         .copied()
 }
 
-/// PUT a probe object with a wrong SHA-256 request checksum through `probe` (a twin of the
+/// PUT a probe object `name` with a wrong request checksum through `probe` (a twin of the
 /// dataset's store) and read the server's answer.
-async fn ask_checksum_validation(dst: &Dataset, probe: &dyn object_store::ObjectStore) -> Result<bool> {
-    let rel = crate::layout::probe_rel("probe-checksum");
+async fn ask_checksum_validation(
+    dst: &Dataset,
+    probe: &dyn object_store::ObjectStore,
+    name: &str,
+) -> Result<bool> {
+    let rel = crate::layout::probe_rel(name);
     let key = dst.key(&rel);
     // The server's answer only: the status and body object_store quotes after its mark, with
     // the probe's own key (in the URL, and in the body's `<Resource>`) taken out, since the

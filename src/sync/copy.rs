@@ -168,12 +168,17 @@ pub(super) async fn proof_options(
 ) -> Result<SyncOptions> {
     let mut copy_opts = opts.clone();
     budget_note(plan, copy_set, opts, report);
-    if copy_set.is_empty() || opts.verify != VerifyMode::Size {
+    if copy_set.is_empty() {
         return Ok(copy_opts);
     }
-    if !crate::verify::validates_request_checksums(dst).await? {
+    let (_, checked) = crate::verify::put_store(dst).await?;
+    report.request_checksum = checked.map(str::to_string);
+    if opts.verify != VerifyMode::Size {
+        return Ok(copy_opts);
+    }
+    if checked.is_none() && dst.backend == crate::store::Backend::S3 {
         let w = format!(
-            "{} accepted a PUT whose SHA-256 request checksum did not match its bytes: \
+            "{} accepted a PUT whose request checksum did not match its bytes: \
              each copy is proven by reading it back instead",
             dst.url
         );

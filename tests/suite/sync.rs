@@ -348,6 +348,46 @@ async fn crc64nvme_request_checksum_option_works_end_to_end_on_s3() {
     );
 }
 
+/// One SHA-256 pass per byte by default (issue 18.3): where the server refuses a wrong
+/// CRC64NVME (s3s-fs), shard PUTs carry CRC64NVME over an unsigned payload instead of a second
+/// SHA-256, and the report says which checksum the server checked. Where it checks none (moto),
+/// the report names none and every copy is read back.
+#[tokio::test]
+async fn shard_puts_carry_crc64nvme_where_the_server_checks_it() {
+    for backend in [Backend::S3, Backend::Moto] {
+        let env = Env::new(backend).await;
+        let src_dir = tempfile::tempdir().unwrap();
+        let src = Dataset::open(&src_dir.path().display().to_string(), &Default::default()).unwrap();
+        write_demo(&src, 3, 100, 43).await;
+        put(&src, "blobs/big.bin", noise(12 * MIB, 44)).await;
+        let dst = env.open("dst");
+        let out = sync_ok(&src, &dst, &SyncOptions::default()).await;
+        let what = format!("{backend:?}");
+        assert!(out.report.consistent, "{what}: {:?}", out.report);
+        assert_identical(&src, &dst, &what).await;
+        let r = &out.report;
+        if backend == Backend::Moto {
+            assert_eq!(r.request_checksum, None, "{what}");
+            assert_eq!(r.proofs.rehash, 5, "{what}: {:?}", r.proofs);
+            continue;
+        }
+        assert_eq!(r.request_checksum.as_deref(), Some("crc64nvme"), "{what}");
+        assert_eq!(r.proofs.rehash, 0, "{what}: {:?}", r.proofs);
+        let root = &env.server.as_ref().unwrap().root;
+        let sides: Vec<String> = std::fs::read_dir(root)
+            .unwrap()
+            .filter_map(|e| {
+                let p = e.ok()?.path();
+                let side = p.file_name()?.to_str()?.ends_with(".internal.json");
+                side.then(|| std::fs::read_to_string(&p).ok()).flatten()
+            })
+            .collect();
+        // The four one-PUT objects; s3s-fs records no checksum for a completed multipart one.
+        let crc = sides.iter().filter(|s| s.contains("checksum_crc64nvme")).count();
+        assert!(crc >= 4, "{crc} objects with a verified CRC64NVME: {sides:?}");
+    }
+}
+
 #[tokio::test]
 async fn shard_above_the_multipart_threshold_arrives_byte_identical() {
     let big = blob_parquet(12 * MIB, 64, 8);
