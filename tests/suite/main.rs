@@ -1,10 +1,12 @@
 //! One integration suite, written once against a store factory and run against memory,
-//! local folders and a real S3 server (s3s-fs in this process on 127.0.0.1).
+//! local folders, S3 servers (s3s-fs in this process, moto's) and Azurite, all on 127.0.0.1;
+//! GCS's read path against fake-gcs-server.
 
 #[path = "../common/mod.rs"]
 mod common;
 
 mod aws_profiles;
+mod azure;
 mod backends;
 mod check;
 mod cli;
