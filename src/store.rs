@@ -228,6 +228,18 @@ impl Dataset {
         Ok(self)
     }
 
+    /// Name this dataset's side in its store errors: they then read "`{side} {url}`: read
+    /// manifest failed: …" (`side` e.g. "source", "destination" or "dataset"). Call it last:
+    /// [`Dataset::with_follow_symlinks`] replaces the store.
+    pub fn with_side(mut self, side: &str) -> Dataset {
+        let label = format!("{side} {}", self.url);
+        self.store = crate::store_errors::Labelled::wrap(self.store, &label);
+        self.checksum_probe = self
+            .checksum_probe
+            .map(|p| crate::store_errors::Labelled::wrap(p, &label));
+        self
+    }
+
     /// The store key of a path relative to the dataset root.
     ///
     /// Keys are taken verbatim (`Path::parse`): `Path::from` would percent-encode non-ASCII and

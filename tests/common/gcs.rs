@@ -74,17 +74,20 @@ fn fake_gcs_server() -> PathBuf {
 fn start() -> SocketAddr {
     let bin = fake_gcs_server();
     let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
+    let host = format!("127.0.0.1:{port}");
+    let url = format!("http://{host}");
     let mut cmd = Command::new(bin);
-    cmd.args(["-scheme", "http", "-backend", "memory", "-host", "127.0.0.1"])
+    cmd.args(["-scheme", "http", "-backend", "memory", "-log-level", "error"])
         .args([
+            "-host",
+            "127.0.0.1",
             "-port",
             &port.to_string(),
             "-external-url",
             &url,
-            "-log-level",
-            "error",
-        ]);
+        ])
+        // Path-style XML API requests (object_store's) are served only for this Host.
+        .args(["-public-host", &host]);
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     spawn_for_process_lifetime(cmd, "fake-gcs-server", addr);
     addr
