@@ -41,16 +41,15 @@ pub enum Error {
     },
 
     /// A store operation failed; `path` is the object, relative to the dataset root (or the
-    /// dataset's URL), `store` the side and URL of a dataset opened with
-    /// [`Dataset::with_side`](crate::Dataset::with_side). The message is one line: an HTTP
-    /// error is its status and the server's error code, a transport error its innermost cause
-    /// and the server's address; the whole of object_store's message (the server's answer
-    /// included, credential-bearing parts removed) is the error's source.
-    #[error("{}", describe_store(store.as_deref(), path, op, source))]
+    /// dataset's URL). The message is one line, led by the side and URL of a dataset opened
+    /// with [`Dataset::with_side`](crate::Dataset::with_side) (see [`Error::store_label`]): an
+    /// HTTP error is its status and the server's error code, a transport error its innermost
+    /// cause and the server's address. The whole of object_store's message (the server's
+    /// answer included) is the error's source.
+    #[error("{}", describe_store(crate::store_errors::label_of(source).as_deref(), path, op, source))]
     Store {
         path: String,
         op: &'static str,
-        store: Option<String>,
         #[source]
         source: object_store::Error,
     },
@@ -321,8 +320,16 @@ impl Error {
         Error::Store {
             path: path.into(),
             op,
-            store: crate::store_errors::label_of(&source).map(|l| l.to_string()),
             source,
+        }
+    }
+
+    /// The side and URL of the dataset a store error came from ("source s3://b/p"), when it
+    /// was opened with [`Dataset::with_side`](crate::Dataset::with_side).
+    pub fn store_label(&self) -> Option<String> {
+        match self {
+            Error::Store { source, .. } => crate::store_errors::label_of(source).map(|l| l.to_string()),
+            _ => None,
         }
     }
 

@@ -32,13 +32,20 @@ fn flags(flag: &str, options: &[(String, String)]) -> Vec<String> {
         .collect()
 }
 
+/// A store made to fail: its URL, the options that make it fail, words its error must say.
+struct Case {
+    what: String,
+    url: String,
+    options: Vec<(String, String)>,
+    says: Vec<String>,
+}
+
 /// The three failures on one backend, each from the destination side (a sync to it) and the
-/// source side (a check from it).
+/// source side (a check from it); then the whole answer under -v.
 async fn failures_name_side_and_url(backend: Backend, secret_key: &str, wrong: &str, missing_word: &str) {
     let env = Env::new(backend).await;
     let local = Env::new(Backend::Local).await;
     write_demo(&local.open("src"), 2, 20, 1).await;
-    let src = local.url("src");
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -47,47 +54,34 @@ async fn failures_name_side_and_url(backend: Backend, secret_key: &str, wrong: &
         Backend::Azurite => format!("http://{closed}/{}", crate::common::azurite::ACCOUNT),
         _ => format!("http://{closed}"),
     };
+    let case = |what: &str, url: String, options, says: &[&str]| Case {
+        what: format!("{backend:?}, {what}"),
+        url,
+        options,
+        says: says.iter().map(|s| s.to_string()).collect(),
+    };
     let missing = env.url("ds").replacen(&env.bucket(), "no-such-bucket", 1);
-    let cases: [(&str, String, Vec<(String, String)>, &[&str]); 3] = [
-        (
+    let cases = [
+        case(
             "unreachable",
             env.url("ds"),
             options_with(&env, "endpoint", &endpoint),
             &["Connection refused", &closed.to_string()],
         ),
-        (
+        case(
             "wrong credentials",
             env.url("ds"),
             options_with(&env, secret_key, wrong),
             &["403"],
         ),
-        ("missing bucket", missing, env.options(), &["404", missing_word]),
+        case("missing bucket", missing, env.options(), &["404", missing_word]),
     ];
-    for (what, url, options, says) in cases {
-        let what = format!("{backend:?}, {what}");
-        let mut sync = vec!["sync".to_string(), src.clone(), url.clone()];
-        sync.extend(flags("--dst-opt", &options));
-        let line = the_error_line(&shardsync(&sync).await, &what);
-        assert!(line.contains(&format!("destination {url}: ")), "{what}: {line}");
-        for word in says {
-            assert!(line.contains(word), "{what}: {word:?} in {line}");
-        }
-        assert!(!line.contains(wrong), "{what}: {line}");
-        for (k, v) in &options {
-            if k.contains("key") || k.contains("secret") {
-                assert!(!line.contains(v.as_str()), "{what}: {k} echoed: {line}");
-            }
-        }
-
-        let mut check = vec!["check".to_string(), url.clone(), local.url("src")];
-        check.extend(flags("--src-opt", &options));
-        let line = the_error_line(&shardsync(&check).await, &what);
-        assert!(line.contains(&format!("source {url}: ")), "{what}: {line}");
+    for c in &cases {
+        names_side_and_url(c, &local.url("src"), wrong).await;
     }
 
-    // The server's answer in full under -v, still without the secret.
     let options = options_with(&env, secret_key, wrong);
-    let mut sync = vec!["sync".to_string(), src, env.url("ds"), "-v".into()];
+    let mut sync = vec!["sync".to_string(), local.url("src"), env.url("ds"), "-v".into()];
     sync.extend(flags("--dst-opt", &options));
     let r = shardsync(&sync).await;
     assert_eq!(r.code, Some(2), "{r:?}");
@@ -97,6 +91,30 @@ async fn failures_name_side_and_url(backend: Backend, secret_key: &str, wrong: &
         r.stderr
     );
     assert!(!r.stderr.contains(wrong), "{}", r.stderr);
+}
+
+/// `sync local → case` names the destination, `check case local` the source; neither line
+/// echoes a key or secret.
+async fn names_side_and_url(c: &Case, local: &str, wrong: &str) {
+    let Case { what, url, .. } = c;
+    let mut sync = vec!["sync".to_string(), local.to_string(), url.clone()];
+    sync.extend(flags("--dst-opt", &c.options));
+    let line = the_error_line(&shardsync(&sync).await, what);
+    assert!(line.contains(&format!("destination {url}: ")), "{what}: {line}");
+    for word in &c.says {
+        assert!(line.contains(word.as_str()), "{what}: {word:?} in {line}");
+    }
+    assert!(!line.contains(wrong), "{what}: {line}");
+    for (k, v) in &c.options {
+        if k.contains("key") || k.contains("secret") {
+            assert!(!line.contains(v.as_str()), "{what}: {k} echoed: {line}");
+        }
+    }
+
+    let mut check = vec!["check".to_string(), url.clone(), local.to_string()];
+    check.extend(flags("--src-opt", &c.options));
+    let line = the_error_line(&shardsync(&check).await, what);
+    assert!(line.contains(&format!("source {url}: ")), "{what}: {line}");
 }
 
 #[tokio::test]
