@@ -254,16 +254,18 @@ fn request_origin(msg: &str) -> Option<String> {
         .map(|u| u.origin().ascii_serialization())
 }
 
-/// XML elements of S3 error answers that echo the request's credentials: AWS's
+/// XML elements of error answers that echo the request's credentials: AWS's
 /// `SignatureDoesNotMatch` carries the access key id, and the canonical request it quotes
-/// includes signed headers such as `x-amz-security-token` (a session token).
-const SECRET_ELEMENTS: [&str; 6] = [
+/// includes signed headers such as `x-amz-security-token` (a session token); Azure's
+/// `AuthenticationFailed` quotes the request's SharedKey signature and what it signed.
+const SECRET_ELEMENTS: [&str; 7] = [
     "AWSAccessKeyId",
     "StringToSign",
     "StringToSignBytes",
     "CanonicalRequest",
     "CanonicalRequestBytes",
     "SignatureProvided",
+    "AuthenticationErrorDetail",
 ];
 
 /// Query parameters of pre-signed and SAS URLs that carry credentials.
@@ -530,6 +532,14 @@ mod tests {
         assert!(
             msg.contains("SignatureDoesNotMatch") && msg.contains("403"),
             "{msg}"
+        );
+        let azure = "<Error><Code>AuthenticationFailed</Code><AuthenticationErrorDetail>The MAC \
+            signature found in the HTTP request 'c2lnbmF0dXJl' is not the same as any computed \
+            signature.</AuthenticationErrorDetail></Error>";
+        let r = redact_secrets(azure);
+        assert!(
+            !r.contains("c2lnbmF0dXJl") && r.contains("AuthenticationFailed"),
+            "{r}"
         );
         let url =
             "GET https://b.s3.amazonaws.com/k?X-Amz-Credential=AKIAX%2F2026&X-Amz-Signature=abc123 failed";
