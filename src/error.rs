@@ -40,10 +40,13 @@ pub enum Error {
         reason: String,
     },
 
-    /// A store operation failed; `path` is the object, relative to the dataset root. The
-    /// message ends with the innermost cause (e.g. "Connection refused") when object_store's
-    /// own message leaves it out, and has credential-bearing parts of server answers removed.
-    #[error("{path}: {op} failed: {}", describe_store_error(source))]
+    /// A store operation failed; `path` is the object, relative to the dataset root (or the
+    /// dataset's URL). The message is one line, led by the side and URL of a dataset opened
+    /// with [`Dataset::with_side`](crate::Dataset::with_side) (see [`Error::store_label`]): an
+    /// HTTP error is its status and the server's error code, a transport error its innermost
+    /// cause and the server's address. The whole of object_store's message (the server's
+    /// answer included) is the error's source.
+    #[error("{}", describe_store(crate::store_errors::label_of(source).as_deref(), path, op, source))]
     Store {
         path: String,
         op: &'static str,
@@ -188,34 +191,86 @@ fn summarize(failures: &[(String, String)]) -> String {
     s
 }
 
-/// object_store's message for a store error, redacted, plus its innermost cause when the
-/// message does not already say it (a refused connection is otherwise only "error sending
-/// request").
-fn describe_store_error(e: &object_store::Error) -> String {
+/// "`{store}`: {op} failed (`{path}`): {cause}", the path left out where it is the store's URL.
+fn describe_store(store: Option<&str>, path: &str, op: &str, e: &object_store::Error) -> String {
+    let cause = short_store_error(e);
+    match store {
+        Some(store) if store == path || store.ends_with(&format!(" {path}")) => {
+            format!("{store}: {op} failed: {cause}")
+        }
+        Some(store) => format!("{store}: {op} failed ({path}): {cause}"),
+        None => format!("{path}: {op} failed: {cause}"),
+    }
+}
+
+/// A store error in a few words: for an HTTP error answer its status and the server's error
+/// code or message, for a request that got no answer its innermost cause and the server's
+/// address; otherwise object_store's message plus its innermost cause when the message does
+/// not already say it. Redacted either way.
+fn short_store_error(e: &object_store::Error) -> String {
     let msg = e.to_string();
-    let mut root: &dyn std::error::Error = e;
+    let root = root_cause(e);
+    let short = match (http_answer(&msg), request_origin(&msg)) {
+        (Some(answer), _) => answer,
+        (None, Some(origin)) => format!("{root} ({origin})"),
+        (None, None) if msg.contains(&root) => msg,
+        (None, None) => format!("{msg} ({root})"),
+    };
+    redact_secrets(&short)
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut root = e;
     while let Some(next) = root.source() {
         root = next;
     }
-    let root = root.to_string();
-    let full = if msg.contains(&root) {
-        msg
-    } else {
-        format!("{msg} ({root})")
-    };
-    redact_secrets(&full)
+    root.to_string()
 }
 
-/// XML elements of S3 error answers that echo the request's credentials: AWS's
+/// "403 Forbidden: SignatureDoesNotMatch" from object_store's "… Server returned non-2xx
+/// status code: 403 Forbidden: <?xml …><Code>SignatureDoesNotMatch</Code>…".
+fn http_answer(msg: &str) -> Option<String> {
+    const MARK: &str = "Server returned non-2xx status code: ";
+    let rest = &msg[msg.find(MARK)? + MARK.len()..];
+    let (status, body) = rest.split_once(": ").unwrap_or((rest, ""));
+    let between = |open: &str, close: &str| {
+        let from = body.find(open)? + open.len();
+        let len = body[from..].find(close)?;
+        Some(body[from..from + len].trim().to_string())
+    };
+    let code = between("<Code>", "</Code>")
+        .or_else(|| between("\"message\":\"", "\""))
+        .or_else(|| (!body.trim().is_empty() && !body.contains('<')).then(|| body.trim().to_string()))
+        .filter(|c| !c.is_empty() && c.len() <= 200);
+    Some(match code {
+        Some(code) => format!("{status}: {code}"),
+        None => status.trim().to_string(),
+    })
+}
+
+/// The scheme, host and port of the request in object_store's "Error performing GET
+/// https://host/key?query in 1.2s …" (never its path or query).
+fn request_origin(msg: &str) -> Option<String> {
+    const MARK: &str = "Error performing ";
+    let rest = &msg[msg.find(MARK)? + MARK.len()..];
+    rest.split_whitespace()
+        .filter(|w| w.starts_with("http://") || w.starts_with("https://"))
+        .find_map(|w| url::Url::parse(w).ok())
+        .map(|u| u.origin().ascii_serialization())
+}
+
+/// XML elements of error answers that echo the request's credentials: AWS's
 /// `SignatureDoesNotMatch` carries the access key id, and the canonical request it quotes
-/// includes signed headers such as `x-amz-security-token` (a session token).
-const SECRET_ELEMENTS: [&str; 6] = [
+/// includes signed headers such as `x-amz-security-token` (a session token); Azure's
+/// `AuthenticationFailed` quotes the request's SharedKey signature and what it signed.
+const SECRET_ELEMENTS: [&str; 7] = [
     "AWSAccessKeyId",
     "StringToSign",
     "StringToSignBytes",
     "CanonicalRequest",
     "CanonicalRequestBytes",
     "SignatureProvided",
+    "AuthenticationErrorDetail",
 ];
 
 /// Query parameters of pre-signed and SAS URLs that carry credentials.
@@ -273,6 +328,15 @@ impl Error {
             path: path.into(),
             op,
             source,
+        }
+    }
+
+    /// The side and URL of the dataset a store error came from ("source s3://b/p"), when it
+    /// was opened with [`Dataset::with_side`](crate::Dataset::with_side).
+    pub fn store_label(&self) -> Option<String> {
+        match self {
+            Error::Store { source, .. } => crate::store_errors::label_of(source).map(|l| l.to_string()),
+            _ => None,
         }
     }
 
@@ -374,6 +438,63 @@ mod tests {
         assert_eq!(msg.matches("Connection refused").count(), 1, "{msg}");
     }
 
+    #[test]
+    fn http_answers_are_status_and_code_and_name_the_labelled_store() {
+        let e = |body: &str| {
+            object_store::Error::Generic {
+            store: "S3",
+            source: format!(
+                "Error performing GET http://127.0.0.1:9/b/k?x=1 in 2ms - Server returned non-2xx status code: {body}"
+            )
+            .into(),
+        }
+        };
+        let xml = "403 Forbidden: <?xml version=\"1.0\"?><Error><Code>SignatureDoesNotMatch</Code>\
+            <AWSAccessKeyId>AKIAEXAMPLEKEY123</AWSAccessKeyId></Error>";
+        assert_eq!(short_store_error(&e(xml)), "403 Forbidden: SignatureDoesNotMatch");
+        let json = "400 Bad Request: {\"error\":{\"code\":400,\"message\":\"invalid uploadType\"}}";
+        assert_eq!(short_store_error(&e(json)), "400 Bad Request: invalid uploadType");
+        assert_eq!(short_store_error(&e("404 Not Found: ")), "404 Not Found");
+        assert_eq!(
+            describe_store(Some("source s3://b/p"), "_shardsync/manifest.json", "read manifest", &e(xml)),
+            "source s3://b/p: read manifest failed (_shardsync/manifest.json): 403 Forbidden: SignatureDoesNotMatch"
+        );
+        assert_eq!(
+            describe_store(Some("source s3://b/p"), "s3://b/p", "list", &e("404 Not Found: ")),
+            "source s3://b/p: list failed: 404 Not Found"
+        );
+        let refused = object_store::Error::Generic {
+            store: "S3",
+            source: Box::new(Wrapper(std::io::Error::new(
+                std::io::ErrorKind::ConnectionRefused,
+                "Connection refused",
+            ))),
+        };
+        let msg = format!("Error performing list request: Error performing GET http://127.0.0.1:9/b?list-type=2 in 1ms - {refused}");
+        let refused = object_store::Error::Generic {
+            store: "S3",
+            source: Box::new(Chained(msg, refused)),
+        };
+        assert_eq!(
+            short_store_error(&refused),
+            "Connection refused (http://127.0.0.1:9)"
+        );
+    }
+
+    /// An error with a message of its own and a source.
+    #[derive(Debug)]
+    struct Chained(String, object_store::Error);
+    impl std::fmt::Display for Chained {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(&self.0)
+        }
+    }
+    impl std::error::Error for Chained {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.1)
+        }
+    }
+
     #[derive(Debug)]
     struct Wrapper(std::io::Error);
     impl std::fmt::Display for Wrapper {
@@ -416,6 +537,14 @@ mod tests {
         assert!(
             msg.contains("SignatureDoesNotMatch") && msg.contains("403"),
             "{msg}"
+        );
+        let azure = "<Error><Code>AuthenticationFailed</Code><AuthenticationErrorDetail>The MAC \
+            signature found in the HTTP request 'c2lnbmF0dXJl' is not the same as any computed \
+            signature.</AuthenticationErrorDetail></Error>";
+        let r = redact_secrets(azure);
+        assert!(
+            !r.contains("c2lnbmF0dXJl") && r.contains("AuthenticationFailed"),
+            "{r}"
         );
         let url =
             "GET https://b.s3.amazonaws.com/k?X-Amz-Credential=AKIAX%2F2026&X-Amz-Signature=abc123 failed";

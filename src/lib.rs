@@ -33,6 +33,7 @@ mod retry;
 mod s3_control;
 pub mod safety;
 pub mod store;
+mod store_errors;
 mod store_options;
 mod store_url;
 pub mod sync;

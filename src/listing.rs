@@ -46,8 +46,22 @@ impl ObjectStat {
             path: ds.relative(&meta.location)?,
             size: meta.size,
             mtime: meta.last_modified,
-            etag: meta.e_tag.clone(),
+            etag: match ds.backend {
+                crate::store::Backend::Azure => meta.e_tag.as_deref().map(quoted_etag),
+                _ => meta.e_tag.clone(),
+            },
         })
+    }
+}
+
+/// An Azure ETag in the quoted form HTTP headers give it. List Blobs answers `0x8D…` where
+/// the PUT and HEAD of the same blob say `"0x8D…"`; quoting the listing's makes them compare
+/// equal. (S3's listings quote them already; local folders and memory stores quote none.)
+fn quoted_etag(e: &str) -> String {
+    if e.starts_with('"') || e.starts_with("W/\"") {
+        e.to_string()
+    } else {
+        format!("\"{e}\"")
     }
 }
 

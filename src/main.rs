@@ -78,8 +78,9 @@ async fn run(cli: Cli) -> Result<u8> {
     let progress = || Bars::for_terminal(quiet);
     match cli.command {
         Command::Manifest(ManifestCommand::Build(a)) => {
-            let ds =
-                open(&a.url, "--opt", &a.store.opt, false)?.with_follow_symlinks(a.store.follow_symlinks)?;
+            let ds = open(&a.url, "--opt", &a.store.opt, false)?
+                .with_follow_symlinks(a.store.follow_symlinks)?
+                .with_side("dataset");
             app::manifest_build(
                 &ds,
                 a.out.as_deref(),
@@ -117,8 +118,9 @@ async fn run(cli: Cli) -> Result<u8> {
             app::check(&src, &dst, &a, a.format, progress()).await
         }
         Command::Verify(a) => {
-            let ds =
-                open(&a.url, "--opt", &a.store.opt, false)?.with_follow_symlinks(a.store.follow_symlinks)?;
+            let ds = open(&a.url, "--opt", &a.store.opt, false)?
+                .with_follow_symlinks(a.store.follow_symlinks)?
+                .with_side("dataset");
             app::verify(&ds, &a, a.format, progress()).await
         }
         Command::Watch(a) => {
@@ -155,7 +157,8 @@ fn open(url: &str, flag: &str, raw_opts: &[String], create_local: bool) -> Resul
 fn open_pair(src: &str, dst: &str, stores: &PairOpts, create_dst: bool) -> Result<(Dataset, Dataset)> {
     let s = open(src, "--src-opt", &stores.src_opt, false)?.with_follow_symlinks(stores.follow_symlinks)?;
     let d = open(dst, "--dst-opt", &stores.dst_opt, create_dst)?;
-    Ok((s, d))
+    // Store errors then say which side and URL they come from.
+    Ok((s.with_side("source"), d.with_side("destination")))
 }
 
 /// `shardsync remotes`: each remote's name, URL and options; secrets as `***` from `$VAR`.

@@ -245,6 +245,18 @@ impl Dataset {
         Ok(self)
     }
 
+    /// Name this dataset's side in its store errors: they then read "`{side} {url}`: read
+    /// manifest failed: …" (`side` e.g. "source", "destination" or "dataset"). Call it last:
+    /// [`Dataset::with_follow_symlinks`] replaces the store.
+    pub fn with_side(mut self, side: &str) -> Dataset {
+        let label = format!("{side} {}", self.url);
+        self.store = crate::store_errors::Labelled::wrap(self.store, &label);
+        self.checksum_probe = self
+            .checksum_probe
+            .map(|p| crate::store_errors::Labelled::wrap(p, &label));
+        self
+    }
+
     /// The store key of a path relative to the dataset root.
     ///
     /// Keys are taken verbatim (`Path::parse`): `Path::from` would percent-encode non-ASCII and
@@ -442,6 +454,7 @@ fn open_gcs(parsed: &url::Url, display: &str, opts: &OpenOptions) -> Result<Open
 fn open_azure(parsed: &url::Url, display: &str, opts: &OpenOptions) -> Result<Opened> {
     let extra = [("MSI_ENDPOINT", AzureConfigKey::MsiEndpoint)];
     let settings = resolve("az", "AZURE_", &extra, &opts.options, azure_group, AZURE_UNKNOWN)?;
+    refuse_ignored_azure_endpoint(&settings)?;
     let az_builder = |subset: &[&Setting<AzureConfigKey>]| {
         let b = apply(MicrosoftAzureBuilder::new(), subset, false, |b, k, v| {
             b.with_config(k, v)
@@ -461,6 +474,31 @@ fn open_azure(parsed: &url::Url, display: &str, opts: &OpenOptions) -> Result<Op
     );
     let store = build_naming_culprit("az", display, &settings, |subset| az_builder(subset).build())?;
     Ok(Opened::plain(Arc::new(store), Backend::Azure, namespace))
+}
+
+/// object_store's Azure builder with `use_emulator=true` takes the emulator's address only from
+/// `AZURITE_BLOB_STORAGE_URL` and drops an `endpoint`: refuse the pair instead of syncing with
+/// another server than the one named.
+fn refuse_ignored_azure_endpoint(settings: &[Setting<AzureConfigKey>]) -> Result<()> {
+    let of = |key| settings.iter().rev().find(|s| s.key == key);
+    let emulator = of(AzureConfigKey::UseEmulator).is_some_and(|s| {
+        // object_store's own reading of a boolean.
+        matches!(
+            s.value.to_ascii_lowercase().as_str(),
+            "1" | "true" | "on" | "yes" | "y"
+        )
+    });
+    match of(AzureConfigKey::Endpoint) {
+        Some(endpoint) if emulator => Err(bad_value(
+            "az",
+            endpoint,
+            "use_emulator=true would ignore it (the emulator's address then comes from \
+             AZURITE_BLOB_STORAGE_URL only); to reach an emulator at this endpoint drop \
+             use_emulator and give endpoint=http://HOST:PORT/devstoreaccount1, \
+             account_name=devstoreaccount1, access_key=KEY and allow_http=true",
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// A local folder. A missing destination folder is an empty dataset, created by the first

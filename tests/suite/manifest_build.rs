@@ -173,7 +173,7 @@ async fn nested_paths_and_names_with_spaces_and_non_ascii_are_recorded_relative_
                     .join(crate::backends::BUCKET)
                     .join("ds"),
             ),
-            Backend::Memory | Backend::Moto => None,
+            Backend::Memory | Backend::Moto | Backend::Azurite => None,
         };
         if let Some(root) = &disk_root {
             for n in names {
