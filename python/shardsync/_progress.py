@@ -22,7 +22,7 @@ class TqdmProgress:
         self._kwargs = {"unit": "B", "unit_scale": True, "unit_divisor": 1024, **tqdm_kwargs}
         self._bar: Optional[Any] = None
         try:
-            from tqdm.auto import tqdm
+            from tqdm.auto import tqdm  # type: ignore[import-untyped,unused-ignore]
         except ImportError:
             print("shardsync: progress=True needs tqdm (pip install tqdm)", file=sys.stderr)
             self._tqdm = None

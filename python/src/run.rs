@@ -44,12 +44,15 @@ enum Queued {
 #[derive(Debug, Default)]
 struct QueueState {
     events: Vec<Queued>,
+    /// An event other than bytes is waiting: the calling thread takes it at once, so a
+    /// callback that stops the call stops it promptly.
+    prompt: bool,
     call_done: bool,
 }
 
 /// Where the engine's tasks leave events and the call's completion; the calling thread waits
 /// on it. Byte events that follow one another are merged, so the queue grows with objects,
-/// not with chunks.
+/// not with chunks; they wait for the next other event or the end of the slice.
 #[derive(Debug, Default)]
 pub struct Progress {
     state: Mutex<QueueState>,
@@ -77,7 +80,12 @@ impl Observer for Progress {
         let mut s = self.lock();
         match (s.events.last_mut(), &queued) {
             (Some(Queued::Bytes(acc)), Queued::Bytes(n)) => *acc += n,
-            _ => s.events.push(queued),
+            (_, Queued::Bytes(_)) => s.events.push(queued),
+            _ => {
+                s.events.push(queued);
+                s.prompt = true;
+                self.wake.notify_all();
+            }
         }
     }
 }
@@ -92,13 +100,15 @@ impl Progress {
         self.wake.notify_all();
     }
 
-    /// Wait up to one slice for the call to finish; take the events queued meanwhile.
+    /// Wait up to one slice for the call to finish or an event other than bytes; take the
+    /// events queued meanwhile.
     fn wait(&self) -> (Vec<Queued>, bool) {
         let s = self.lock();
         let (mut s, _) = self
             .wake
-            .wait_timeout_while(s, SLICE, |s| !s.call_done)
+            .wait_timeout_while(s, SLICE, |s| !s.call_done && !s.prompt)
             .unwrap_or_else(|p| p.into_inner());
+        s.prompt = false;
         (std::mem::take(&mut s.events), s.call_done)
     }
 }
