@@ -115,7 +115,10 @@ pub fn interrupted(py: Python<'_>, raised: PyErr, report: Option<Report>, what: 
              the same call finishes the job",
             r.shards_copied, r.shards_not_started
         ),
-        None => format!("{what} interrupted before anything was written"),
+        None if what == "sync" => {
+            "sync interrupted; what is committed stays true, the same call finishes the job".into()
+        }
+        None => format!("{what} interrupted"),
     };
     let err = raise(py, "Interrupted", msg, report);
     err.set_cause(py, Some(raised));

@@ -10,7 +10,7 @@
 //! waits for the call to wind down before raising.
 
 use std::future::Future;
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use pyo3::prelude::*;
@@ -20,16 +20,27 @@ use tokio_util::sync::CancellationToken;
 /// How long the calling thread waits between looks at signals and queued events.
 const SLICE: Duration = Duration::from_millis(100);
 
-/// The runtime every call runs on, started on first use and shared by all Python threads.
+/// The runtime every call runs on, started on first use and shared by all Python threads. A
+/// forked child (a DataLoader worker) has none of its parent's runtime threads: it starts its own.
 pub fn runtime() -> &'static tokio::runtime::Runtime {
-    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .thread_name("shardsync")
-            .build()
-            .expect("the tokio runtime starts")
-    })
+    static RUNTIME: Mutex<Option<(u32, &'static tokio::runtime::Runtime)>> = Mutex::new(None);
+    let mut current = RUNTIME.lock().unwrap_or_else(|p| p.into_inner());
+    let pid = std::process::id();
+    match *current {
+        Some((owner, rt)) if owner == pid => rt,
+        _ => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .thread_name("shardsync")
+                .build()
+                .expect("the tokio runtime starts");
+            // Kept for the life of the process (a parent's, after a fork, is never dropped:
+            // its threads are not there to stop).
+            let rt: &'static tokio::runtime::Runtime = Box::leak(Box::new(rt));
+            *current = Some((pid, rt));
+            rt
+        }
+    }
 }
 
 /// An engine event, owned, as queued for the calling thread.
@@ -252,6 +263,10 @@ where
                     Stop::Abort => task.abort(),
                 }
             }
+        } else if py.check_signals().is_err() {
+            // A second Ctrl-C while the sync winds down: quit at once, as the CLI does (what
+            // is committed stays true; the next sync takes over and cleans up).
+            task.abort();
         }
         if call_done || task.is_finished() {
             break;

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
 import threading
 from pathlib import Path
 
@@ -110,3 +113,28 @@ def test_calls_from_several_threads_run_at_once(tmp_path: Path) -> None:
     assert errors == []
     assert sorted(reports) == [0, 1, 2, 3]
     assert all(r.consistent and r.shards_copied == 21 for r in reports.values())
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_runs_its_own_calls(dataset: Path, tmp_path: Path) -> None:
+    # The parent's runtime threads do not survive a fork (DataLoader workers are forked).
+    shardsync.sync(str(dataset), str(tmp_path / "parent"))
+    pid = os.fork()
+    if pid == 0:  # the child: report through the exit status only
+        code = 3
+        try:
+            code = 0 if shardsync.sync(str(dataset), str(tmp_path / "child")).consistent else 1
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 120
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child's sync did not finish")
+        time.sleep(0.05)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert shardsync.check(str(dataset), str(tmp_path / "child")).consistent
