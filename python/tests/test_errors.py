@@ -87,3 +87,18 @@ def test_an_unreachable_store_is_a_store_error_without_the_credentials(tmp_path:
 def test_a_bad_verify_mode_is_a_config_error(dataset: Path, tmp_path: Path) -> None:
     with pytest.raises(shardsync.ConfigError, match="verify"):
         shardsync.sync(str(dataset), str(tmp_path / "dst"), verify="sometimes")
+
+
+def test_a_failed_shard_is_an_incomplete_error_naming_it_with_the_report(dataset: Path, tmp_path: Path) -> None:
+    dst = tmp_path / "dst"
+    (dst / "part-00004.bin").mkdir(parents=True)  # a folder where the shard must land
+    (dst / "part-00004.bin" / "inner").write_bytes(b"x")
+    with pytest.raises(shardsync.IncompleteError) as caught:
+        shardsync.sync(str(dataset), str(dst))
+    err = caught.value
+    assert isinstance(err, shardsync.ShardError) and err.exit_code == 2
+    assert "part-00004.bin" in str(err) and "Is a directory" in str(err)
+    assert err.report is not None and err.report.shards_failed == 1
+    assert [f.path for f in err.report.findings if f.kind == "error"] == ["part-00004.bin"]
+    manifest = shardsync.Manifest.load(str(dst))
+    assert manifest.get("part-00004.bin") is None and len(manifest) == 11

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 import threading
+import types
 from pathlib import Path
 
 import shardsync
@@ -36,6 +38,34 @@ def test_a_check_that_hashes_reports_the_hashing_stage(dataset: Path, tmp_path: 
     assert "hashing" in stages
 
 
-def test_progress_true_without_tqdm_still_syncs(dataset: Path, tmp_path: Path) -> None:
+def test_progress_true_draws_a_tqdm_bar_per_stage(dataset: Path, tmp_path: Path, monkeypatch) -> None:
+    bars = []
+
+    class FakeTqdm:  # records what tqdm would be told
+        def __init__(self, total: int, desc: str, **kwargs: object) -> None:
+            self.total, self.desc, self.n, self.closed, self.postfix = total, desc, 0, False, ""
+            bars.append(self)
+
+        def update(self, n: int) -> None:
+            self.n += n
+
+        def set_postfix_str(self, s: str, refresh: bool = True) -> None:
+            self.postfix = s
+
+        def close(self) -> None:
+            self.closed = True
+
+    monkeypatch.setitem(sys.modules, "tqdm.auto", types.SimpleNamespace(tqdm=FakeTqdm))
+    report = shardsync.sync(str(dataset), str(tmp_path / "dst"), progress=True)
+    copying = [b for b in bars if b.desc == "copying"]
+    assert len(copying) == 1
+    bar = copying[0]
+    assert (bar.total, bar.n) == (report.bytes_total, report.bytes_copied)
+    assert bar.postfix == "12/12 objects" and bar.closed
+
+
+def test_progress_true_without_tqdm_still_syncs(dataset: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)  # import fails
     report = shardsync.sync(str(dataset), str(tmp_path / "dst"), progress=True)
     assert report.consistent
+    assert "needs tqdm" in capsys.readouterr().err
