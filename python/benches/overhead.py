@@ -6,6 +6,8 @@ process, and a whole Python process (start, import, call), on the same local dat
     python python/benches/overhead.py target/release/shardsync
 """
 
+from __future__ import annotations
+
 import os
 import statistics
 import subprocess
@@ -13,24 +15,50 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable, Tuple
+
 import shardsync
-CLI = sys.argv[1] if len(sys.argv) > 1 else "target/release/shardsync"
-def median_ms(f, n):
-    ts = []
-    for _ in range(n):
-        t = time.perf_counter(); f(); ts.append((time.perf_counter() - t) * 1000)
-    return statistics.median(ts), min(ts)
-for count in (12, 2000):
-    base = Path(tempfile.mkdtemp(prefix="ss-overhead-"))
-    src = base / "src"; src.mkdir()
-    for i in range(count):
+
+
+def timed(run: Callable[[], object], times: int) -> Tuple[float, float]:
+    """Median and fastest of ``times`` runs after one warm-up, in milliseconds."""
+    run()
+    samples = []
+    for _ in range(times):
+        started = time.perf_counter()
+        run()
+        samples.append((time.perf_counter() - started) * 1000)
+    return statistics.median(samples), min(samples)
+
+
+def synced_pair(objects: int) -> Tuple[str, str]:
+    """A source of ``objects`` 1 KiB files and its synced copy."""
+    base = Path(tempfile.mkdtemp(prefix="shardsync-overhead-"))
+    src = base / "src"
+    src.mkdir()
+    for i in range(objects):
         (src / f"part-{i:05d}.bin").write_bytes(os.urandom(1024))
     shardsync.sync(str(src), str(base / "dst"))
-    assert shardsync.check(str(src), str(base / "dst")).consistent
-    cli = lambda: subprocess.run([CLI, "check", str(src), str(base / "dst"), "--format", "json"], stdout=subprocess.DEVNULL, check=True)
-    py = lambda: shardsync.check(str(src), str(base / "dst"))
-    pycold = lambda: subprocess.run([sys.executable, "-c", f"import shardsync; assert shardsync.check({str(src)!r}, {str(base / 'dst')!r}).consistent"], check=True)
-    for name, f, n in (("cli binary", cli, 30), ("python call (in-process)", py, 30), ("python process (import+call)", pycold, 15)):
-        f()
-        med, mn = median_ms(f, n)
-        print(f"{count:5d} objects  {name:30s} median {med:7.2f} ms  min {mn:7.2f} ms")
+    return str(src), str(base / "dst")
+
+
+def main() -> None:
+    cli = sys.argv[1] if len(sys.argv) > 1 else "target/release/shardsync"
+    for objects in (12, 2000):
+        src, dst = synced_pair(objects)
+        assert shardsync.check(src, dst).consistent
+        script = f"import shardsync; assert shardsync.check({src!r}, {dst!r}).consistent"
+        runs = {
+            "cli binary": (lambda: subprocess.run([cli, "check", src, dst, "--format", "json"],
+                                                  stdout=subprocess.DEVNULL, check=True), 30),
+            "python call (in-process)": (lambda: shardsync.check(src, dst), 30),
+            "python process (import+call)": (lambda: subprocess.run([sys.executable, "-c", script],
+                                                                    check=True), 15),
+        }
+        for name, (run, times) in runs.items():
+            median, fastest = timed(run, times)
+            print(f"{objects:5d} objects  {name:30s} median {median:7.2f} ms  min {fastest:7.2f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -13,6 +13,7 @@ use pyo3::prelude::*;
 use shardsync::check::{check as check_datasets, verify_store, CheckOptions};
 use shardsync::events::Events;
 use shardsync::manifest::{self, BuildOptions};
+use shardsync::safety::DeleteLimit;
 use shardsync::sync::{prepare, sync as sync_datasets, SyncOptions};
 use shardsync::verify::VerifyMode;
 use shardsync::{Dataset, OpenOptions};
@@ -65,20 +66,54 @@ fn events() -> (Arc<Progress>, Events) {
     (progress, events)
 }
 
-/// A call that returns a report or fails: an exception raised meanwhile wins.
-fn report_or_raise(
-    py: Python<'_>,
-    done: Finished<shardsync::report::Report>,
-    what: &str,
-) -> PyResult<PyReport> {
+/// The value of a call that writes nothing (or writes once, at its end): an exception raised
+/// while it ran wins over its result.
+fn finish<T>(py: Python<'_>, done: Finished<T>, what: &str) -> PyResult<T> {
     if let Some(raised) = done.raised {
         return Err(errors::interrupted(py, raised, None, what));
     }
     match done.result {
-        Some(Ok(r)) => Ok(r.into()),
+        Some(Ok(value)) => Ok(value),
         Some(Err(e)) => Err(errors::to_py(py, e)),
         None => Err(errors::raise(py, "Error", format!("{what} was stopped"), None)),
     }
+}
+
+/// A sync's report; one interrupted by an exception raises it with the report of what was done.
+fn finish_sync(py: Python<'_>, done: Finished<shardsync::sync::SyncOutcome>) -> PyResult<PyReport> {
+    let result = done.result.unwrap_or(Err(shardsync::Error::Interrupted));
+    if let Some(raised) = done.raised {
+        let report = match result {
+            Ok(o) => Some(o.report),
+            Err(e) => e.into_outcome().ok().map(|o| o.report),
+        };
+        return Err(errors::interrupted(py, raised, report, "sync"));
+    }
+    result.map(|o| o.report.into()).map_err(|e| errors::to_py(py, e))
+}
+
+/// `verify="size"|"deep"` as the library's mode.
+fn verify_mode(py: Python<'_>, verify: &str) -> PyResult<VerifyMode> {
+    match verify {
+        "size" => Ok(VerifyMode::Size),
+        "deep" => Ok(VerifyMode::Deep),
+        other => Err(errors::raise(
+            py,
+            "ConfigError",
+            format!("verify must be \"size\" or \"deep\", not {other:?}"),
+            None,
+        )),
+    }
+}
+
+/// `max_delete` (`"100"` objects or `"25%"`) as the library's limit.
+fn delete_limit(py: Python<'_>, max_delete: Option<&str>) -> PyResult<Option<DeleteLimit>> {
+    max_delete
+        .map(|m| {
+            m.parse()
+                .map_err(|e: String| errors::raise(py, "ConfigError", format!("max_delete {m:?}: {e}"), None))
+        })
+        .transpose()
 }
 
 /// Native `sync`; see `shardsync.sync`.
@@ -106,25 +141,6 @@ fn sync(
 ) -> PyResult<PyReport> {
     let s = side(src, src_options, "src_options").open(py, false, follow_symlinks)?;
     let d = side(dst, dst_options, "dst_options").open(py, true, false)?;
-    let verify = match verify {
-        "size" => VerifyMode::Size,
-        "deep" => VerifyMode::Deep,
-        other => {
-            return Err(errors::raise(
-                py,
-                "ConfigError",
-                format!("verify must be \"size\" or \"deep\", not {other:?}"),
-                None,
-            ))
-        }
-    };
-    let max_delete =
-        match max_delete {
-            Some(m) => Some(m.parse().map_err(|e: String| {
-                errors::raise(py, "ConfigError", format!("max_delete {m:?}: {e}"), None)
-            })?),
-            None => None,
-        };
     let (queue, events) = events();
     let mut opts = SyncOptions {
         strict,
@@ -135,23 +151,14 @@ fn sync(
         .with_delete(delete)
         .with_dry_run(dry_run)
         .with_concurrency(jobs)
-        .with_verify(verify)
-        .with_max_delete(max_delete)
+        .with_verify(verify_mode(py, verify)?)
+        .with_max_delete(delete_limit(py, max_delete)?)
         .with_allow_empty_source(allow_empty_source)
         .with_strict_parquet(strict_parquet)
         .with_events(events);
     let stop = Stop::Cancel(opts.cancel.clone());
     let work = async move { sync_datasets(&s, &d, &opts).await };
-    let done = run::run(py, work, &queue, progress.as_ref(), stop);
-    let result = done.result.unwrap_or(Err(shardsync::Error::Interrupted));
-    if let Some(raised) = done.raised {
-        let report = match result {
-            Ok(o) => Some(o.report),
-            Err(e) => e.into_outcome().ok().map(|o| o.report),
-        };
-        return Err(errors::interrupted(py, raised, report, "sync"));
-    }
-    result.map(|o| o.report.into()).map_err(|e| errors::to_py(py, e))
+    finish_sync(py, run::run(py, work, &queue, progress.as_ref(), stop))
 }
 
 /// Native `check`; see `shardsync.check`.
@@ -188,7 +195,7 @@ fn check(
     };
     let work = async move { check_datasets(&s, &d, &opts).await };
     let done = run::run(py, work, &queue, progress.as_ref(), Stop::Abort);
-    report_or_raise(py, done, "check")
+    finish(py, done, "check").map(PyReport::from)
 }
 
 /// Native `verify`; see `shardsync.verify`.
@@ -221,7 +228,7 @@ fn verify(
     };
     let work = async move { verify_store(&ds, &opts).await };
     let done = run::run(py, work, &queue, progress.as_ref(), Stop::Abort);
-    report_or_raise(py, done, "verify")
+    finish(py, done, "verify").map(PyReport::from)
 }
 
 /// Native `diff`; see `shardsync.diff`.
@@ -252,14 +259,8 @@ fn diff(
     let (src_url, dst_url) = (s.url.clone(), d.url.clone());
     let work = async move { prepare(&s, &d, &opts).await };
     let done = run::run(py, work, &queue, progress.as_ref(), Stop::Abort);
-    if let Some(raised) = done.raised {
-        return Err(errors::interrupted(py, raised, None, "diff"));
-    }
-    match done.result {
-        Some(Ok(p)) => Ok(PyPlan::new(src_url, dst_url, p.plan, p.warnings)),
-        Some(Err(e)) => Err(errors::to_py(py, e)),
-        None => Err(errors::raise(py, "Error", "diff was stopped".into(), None)),
-    }
+    let prepared = finish(py, done, "diff")?;
+    Ok(PyPlan::new(src_url, dst_url, prepared.plan, prepared.warnings))
 }
 
 /// Native `Manifest.build`: hash the dataset (reusing the previous manifest's entries whose
@@ -303,19 +304,7 @@ fn build_manifest(
         Ok(built.manifest)
     };
     let done = run::run(py, work, &queue, progress.as_ref(), Stop::Abort);
-    if let Some(raised) = done.raised {
-        return Err(errors::interrupted(py, raised, None, "manifest build"));
-    }
-    match done.result {
-        Some(Ok(m)) => Ok(PyManifest(m)),
-        Some(Err(e)) => Err(errors::to_py(py, e)),
-        None => Err(errors::raise(
-            py,
-            "Error",
-            "manifest build was stopped".into(),
-            None,
-        )),
-    }
+    finish(py, done, "manifest build").map(PyManifest)
 }
 
 /// Native `Manifest.load`: the dataset's committed manifest; `ManifestError` when it has none.
@@ -331,22 +320,12 @@ fn load_manifest(
     let location = format!("{}/{}", ds.url, shardsync::layout::MANIFEST_KEY);
     let work = async move { manifest::load(&ds).await };
     let done = run::run(py, work, &Arc::new(Progress::default()), None, Stop::Abort);
-    if let Some(raised) = done.raised {
-        return Err(raised);
-    }
-    match done.result {
-        Some(Ok(Some(stored))) => Ok(PyManifest(stored.manifest)),
-        Some(Ok(None)) => Err(errors::raise(
+    match finish(py, done, "manifest load")? {
+        Some(stored) => Ok(PyManifest(stored.manifest)),
+        None => Err(errors::raise(
             py,
             "ManifestError",
             format!("{location}: no manifest (build one with shardsync.Manifest.build or a sync)"),
-            None,
-        )),
-        Some(Err(e)) => Err(errors::to_py(py, e)),
-        None => Err(errors::raise(
-            py,
-            "Error",
-            "manifest load was stopped".into(),
             None,
         )),
     }
