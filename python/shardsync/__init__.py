@@ -51,6 +51,7 @@ __version__: str = _native.__version__
 __all__ = [
     "sync",
     "check",
+    "MiB",
     "verify",
     "diff",
     "require_consistent",
@@ -77,6 +78,8 @@ __all__ = [
 #: Store options: the keys of the CLI's ``--src-opt``/``--dst-opt``; values are strings (a bool
 #: is passed as ``true``/``false``, a number as its digits).
 StoreOptions = Mapping[str, Union[str, bool, int]]
+#: Bytes in a mebibyte, for sizes: ``part_size=16 * shardsync.MiB``.
+MiB = 1024 * 1024
 #: A progress callback, or ``True`` for tqdm bars.
 ProgressArg = Union[Callable[[ProgressEvent], object], bool, None]
 
@@ -136,6 +139,10 @@ def sync(
     strict: bool = False,
     strict_parquet: bool = False,
     follow_symlinks: bool = False,
+    part_size: int = 8 * MiB,
+    multipart_threshold: int = 32 * MiB,
+    max_memory: int = 256 * MiB,
+    write_source_manifest: bool = True,
 ) -> Report:
     """Make ``dst`` hold exactly the dataset at ``src``, and prove it (``shardsync sync``).
 
@@ -160,7 +167,10 @@ def sync(
     for tqdm bars. ``src_options``/``dst_options`` are store options (see the module doc).
     ``strict`` makes keys that cannot be carried an error; ``strict_parquet`` fails a
     ``.parquet`` object whose footer does not decode; ``follow_symlinks`` follows symlinks in
-    a local source folder.
+    a local source folder. Objects up to ``multipart_threshold`` bytes go in one PUT, larger
+    ones in parts of ``part_size`` (at least 5 MiB); copies in flight hold at most
+    ``max_memory`` bytes. ``write_source_manifest=False`` leaves the source untouched (the
+    refreshed source manifest is not written back).
     """
     return _native.sync(
         src,
@@ -178,6 +188,10 @@ def sync(
         strict=strict,
         strict_parquet=strict_parquet,
         follow_symlinks=follow_symlinks,
+        part_size=part_size,
+        multipart_threshold=multipart_threshold,
+        max_memory=max_memory,
+        write_source_manifest=write_source_manifest,
     )
 
 

@@ -210,6 +210,10 @@ def sync(
     strict: bool,
     strict_parquet: bool,
     follow_symlinks: bool,
+    part_size: int,
+    multipart_threshold: int,
+    max_memory: int,
+    write_source_manifest: bool,
 ) -> Report: ...
 def check(
     src: str,

@@ -119,7 +119,8 @@ fn delete_limit(py: Python<'_>, max_delete: Option<&str>) -> PyResult<Option<Del
 /// Native `sync`; see `shardsync.sync`.
 #[pyfunction]
 #[pyo3(signature = (src, dst, *, full, delete, dry_run, jobs, verify, src_options, dst_options,
-    progress, allow_empty_source, max_delete, strict, strict_parquet, follow_symlinks))]
+    progress, allow_empty_source, max_delete, strict, strict_parquet, follow_symlinks, part_size,
+    multipart_threshold, max_memory, write_source_manifest))]
 #[allow(clippy::too_many_arguments)] // the keyword arguments of `shardsync.sync`
 fn sync(
     py: Python<'_>,
@@ -138,15 +139,23 @@ fn sync(
     strict: bool,
     strict_parquet: bool,
     follow_symlinks: bool,
+    part_size: usize,
+    multipart_threshold: usize,
+    max_memory: usize,
+    write_source_manifest: bool,
 ) -> PyResult<PyReport> {
     let s = side(src, src_options, "src_options").open(py, false, follow_symlinks)?;
     let d = side(dst, dst_options, "dst_options").open(py, true, false)?;
     let (queue, events) = events();
     let mut opts = SyncOptions {
         strict,
+        write_source_manifest,
         ..SyncOptions::default()
     };
+    opts.transfer.memory = shardsync::transfer::MemoryBudget::new(max_memory);
     opts = opts
+        .with_part_size(part_size)
+        .with_multipart_threshold(multipart_threshold)
         .with_full(full)
         .with_delete(delete)
         .with_dry_run(dry_run)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Dict
 
@@ -54,3 +55,19 @@ def test_a_missing_bucket_is_a_store_error_naming_it_without_secrets(
     assert "no-such-bucket-here" in str(err) or "NoSuchBucket" in str(err)
     for text in (str(err), repr(err)):
         assert SECRET_KEY not in text and ACCESS_KEY not in text
+
+
+def test_a_large_object_goes_multipart_and_arrives_whole(
+    tmp_path: Path, bucket: str, s3_options: Dict[str, object]
+) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "big.bin").write_bytes(os.urandom(11 * shardsync.MiB + 17))
+    url = f"s3://{bucket}/big"
+    report = shardsync.sync(
+        str(src), url, dst_options=s3_options, multipart_threshold=shardsync.MiB, part_size=5 * shardsync.MiB
+    )
+    assert report.consistent and report.bytes_copied == 11 * shardsync.MiB + 17
+    back = tmp_path / "back"
+    shardsync.sync(url, str(back), src_options=s3_options, verify="deep")
+    assert sha256_of(back / "big.bin") == sha256_of(src / "big.bin")

@@ -138,3 +138,12 @@ def test_a_forked_child_runs_its_own_calls(dataset: Path, tmp_path: Path) -> Non
         time.sleep(0.05)
     assert os.waitstatus_to_exitcode(status) == 0
     assert shardsync.check(str(dataset), str(tmp_path / "child")).consistent
+
+
+def test_write_source_manifest_false_leaves_the_source_untouched(dataset: Path, tmp_path: Path) -> None:
+    report = shardsync.sync(str(dataset), str(tmp_path / "dst"), write_source_manifest=False)
+    assert report.consistent
+    assert not (dataset / "_shardsync").exists()
+    shardsync.sync(str(dataset), str(tmp_path / "dst2"))
+    assert (dataset / "_shardsync" / "manifest.json").exists()
+
