@@ -72,3 +72,22 @@ def test_ctrl_c_on_the_main_thread_cancels_the_sync(tmp_path: Path) -> None:
     assert err.report is not None and err.report.interrupted
     assert err.report.shards_copied + err.report.shards_not_started + err.report.shards_failed == 1501
     assert assert_manifest_claims_only_verified_data(dst) == err.report.shards_copied
+
+
+def test_ctrl_c_stops_a_deep_check_which_wrote_nothing(tmp_path: Path) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    write_files(src, 1000, size=2048)
+    shardsync.sync(str(src), str(dst))
+    before = sorted(p.stat().st_mtime_ns for p in dst.rglob("*") if p.is_file())
+    seen = []
+
+    def stop_at_the_first_object(event: shardsync.ProgressEvent) -> None:
+        seen.append(event.kind)
+        if event.kind == "object_done":
+            raise KeyboardInterrupt
+
+    with pytest.raises(shardsync.Interrupted) as caught:
+        shardsync.check(str(src), str(dst), deep=True, jobs=1, progress=stop_at_the_first_object)
+    assert caught.value.report is None
+    assert seen.count("object_done") == 1  # no callback after the one that raised
+    assert sorted(p.stat().st_mtime_ns for p in dst.rglob("*") if p.is_file()) == before
