@@ -164,7 +164,7 @@ def sync(
     store cannot be reached, :class:`ConflictError` when another writer got in the way.
 
     ``progress`` is a callable given each :class:`ProgressEvent` on this thread, or ``True``
-    for tqdm bars. ``src_options``/``dst_options`` are store options (see the module doc).
+    for tqdm bars; an exception it raises stops the sync as Ctrl-C does and is raised here. ``src_options``/``dst_options`` are store options (see the module doc).
     ``strict`` makes keys that cannot be carried an error; ``strict_parquet`` fails a
     ``.parquet`` object whose footer does not decode; ``follow_symlinks`` follows symlinks in
     a local source folder. Objects up to ``multipart_threshold`` bytes go in one PUT, larger

@@ -91,3 +91,18 @@ def test_ctrl_c_stops_a_deep_check_which_wrote_nothing(tmp_path: Path) -> None:
     assert caught.value.report is None
     assert seen.count("object_done") == 1  # no callback after the one that raised
     assert sorted(p.stat().st_mtime_ns for p in dst.rglob("*") if p.is_file()) == before
+
+
+def test_a_callback_that_fails_stops_the_sync_and_its_exception_is_raised(tmp_path: Path) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    write_files(src, 1000, size=2048)
+
+    def broken_logger(event: shardsync.ProgressEvent) -> None:
+        if event.kind == "object_done":
+            raise RuntimeError("the metrics server is down")
+
+    with pytest.raises(RuntimeError, match="metrics server"):
+        shardsync.sync(str(src), str(dst), jobs=1, progress=broken_logger)
+    claimed = assert_manifest_claims_only_verified_data(dst)
+    assert claimed < 1001
+    assert shardsync.sync(str(src), str(dst)).shards_copied == 1001 - claimed
