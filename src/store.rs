@@ -254,6 +254,12 @@ impl Dataset {
         self.checksum_probe = self
             .checksum_probe
             .map(|p| crate::store_errors::Labelled::wrap(p, &label));
+        self.crc_puts = self.crc_puts.map(|c| {
+            Arc::new(crate::verify::CrcPuts {
+                store: crate::store_errors::Labelled::wrap(c.store.clone(), &label),
+                probe: crate::store_errors::Labelled::wrap(c.probe.clone(), &label),
+            })
+        });
         self
     }
 
