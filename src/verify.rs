@@ -229,7 +229,13 @@ pub(crate) async fn put_store(
         let checks = dst
             .probed
             .validates_crc64nvme
-            .get_or_try_init(|| ask_checksum_validation(dst, crc.probe.as_ref(), "probe-checksum-crc64nvme"))
+            .get_or_try_init(|| async {
+                let refuses_wrong =
+                    ask_checksum_validation(dst, crc.probe.as_ref(), "probe-checksum-crc64nvme").await?;
+                // A server that refuses the header whatever its value (one that does not know
+                // CRC64NVME) also "refuses a wrong one": it must take a right one too.
+                Ok::<_, Error>(refuses_wrong && accepts_crc64nvme(dst, crc.store.as_ref()).await)
+            })
             .await?;
         if *checks {
             return Ok((crc.store.clone(), Some("crc64nvme")));
@@ -237,6 +243,22 @@ pub(crate) async fn put_store(
     }
     let sha = validates_request_checksums(dst).await?;
     Ok((dst.store.clone(), sha.then_some("sha256")))
+}
+
+/// Whether a PUT with a right CRC64NVME request checksum goes through `crc_store`.
+async fn accepts_crc64nvme(dst: &Dataset, crc_store: &dyn ObjectStore) -> bool {
+    let key = dst.key(&crate::layout::probe_rel("probe-checksum-crc64nvme-ok"));
+    let put = object_store::ObjectStoreExt::put(
+        crc_store,
+        &key,
+        object_store::PutPayload::from_static(b"checksum probe"),
+    )
+    .await;
+    let _ = object_store::ObjectStoreExt::delete(dst.store.as_ref(), &key).await;
+    if let Err(e) = &put {
+        tracing::debug!("{} refused a right CRC64NVME checksum: {e}", dst.url);
+    }
+    put.is_ok()
 }
 
 /// Whether the destination refuses a PUT whose SHA-256 request checksum does not match its
