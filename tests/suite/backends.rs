@@ -1,7 +1,9 @@
 //! The store factory the whole suite runs against: one test body, every backend.
 //!
-//! `Backend::all()` yields memory, local folders, the in-process S3 server, moto's server and
-//! Azurite; `Env::new`
+//! A scenario is written once as `async fn name(backend: Backend)`; `backend_tests!(name)` makes
+//! one `#[tokio::test]` per backend of it, `name::memory`, `name::local`, `name::s3` (the
+//! in-process s3s-fs server), `name::moto` and `name::azurite`, so a failure names its backend and
+//! `cargo test --test suite -- ::s3` runs one backend. `Env::new`
 //! prepares a fresh namespace on one of them; `env.url(name)` / `env.options()` give what a
 //! user would type on the command line, and `env.open(name)` the library's `Dataset`.
 
@@ -15,6 +17,41 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use shardsync::{Dataset, OpenOptions};
 
 use crate::common::s3::{self, S3Server};
+
+/// One `#[tokio::test]` per backend for the scenario `async fn $scenario(backend: Backend)`, in a
+/// module named after it: `backend_tests!(name)` for every backend, `backend_tests!(name: local,
+/// s3)` for some (`memory`, `local`, `s3`, `moto`, `azurite`). Arguments for `#[tokio::test(..)]`
+/// follow a `;`: `backend_tests!(name: s3; flavor = "multi_thread", worker_threads = 2)`.
+macro_rules! backend_tests {
+    (@backend memory) => { $crate::backends::Backend::Memory };
+    (@backend local) => { $crate::backends::Backend::Local };
+    (@backend s3) => { $crate::backends::Backend::S3 };
+    (@backend moto) => { $crate::backends::Backend::Moto };
+    (@backend azurite) => { $crate::backends::Backend::Azurite };
+    (@test $scenario:ident [] $backend:ident) => {
+        #[tokio::test]
+        async fn $backend() {
+            super::$scenario(backend_tests!(@backend $backend)).await
+        }
+    };
+    (@test $scenario:ident [$($tokio:tt)+] $backend:ident) => {
+        #[tokio::test($($tokio)+)]
+        async fn $backend() {
+            super::$scenario(backend_tests!(@backend $backend)).await
+        }
+    };
+    ($scenario:ident $(; $($tokio:tt)+)?) => {
+        backend_tests!($scenario: memory, local, s3, moto, azurite $(; $($tokio)+)?);
+    };
+    (@module $scenario:ident $tokio:tt $($backend:ident)+) => {
+        mod $scenario {
+            $(backend_tests!(@test $scenario $tokio $backend);)+
+        }
+    };
+    ($scenario:ident : $($backend:ident),+ $(,)? $(; $($tokio:tt)+)?) => {
+        backend_tests!(@module $scenario [$($($tokio)+)?] $($backend)+);
+    };
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

@@ -123,212 +123,202 @@ fn flip_byte_keeping_size_and_mtime(file: &Path) {
     assert_eq!(after.modified().unwrap(), mtime, "mtime kept");
 }
 
-#[tokio::test]
-async fn synced_datasets_check_consistent_with_equal_digests() {
-    for backend in Backend::all() {
-        let env = Env::new(backend).await;
-        let (src, dst, _) = synced_pair(&env).await;
-        let src_m = manifest::load(&src).await.unwrap().unwrap().manifest;
-        for opts in [shallow(), deep()] {
-            let r = check(&src, &dst, &opts).await.unwrap();
-            assert!(r.consistent, "{backend:?} deep={}: {:?}", opts.deep, r.findings);
-            assert!(r.findings.is_empty(), "{backend:?}");
-            assert_eq!(
-                r.src_digest.as_deref(),
-                Some(src_m.digest.as_str()),
-                "{backend:?}"
-            );
-            assert_eq!(r.dst_digest, r.src_digest, "{backend:?}");
-            assert_eq!(r.inconsistency, 0.0, "{backend:?}");
-            assert_eq!(r.shards_total, SHARDS as u64 + 1, "{backend:?}");
-        }
-        let v = verify_store(&dst, &deep()).await.unwrap();
-        assert!(v.consistent, "{backend:?}: {:?}", v.findings);
+backend_tests!(synced_datasets_check_consistent_with_equal_digests);
+async fn synced_datasets_check_consistent_with_equal_digests(backend: Backend) {
+    let env = Env::new(backend).await;
+    let (src, dst, _) = synced_pair(&env).await;
+    let src_m = manifest::load(&src).await.unwrap().unwrap().manifest;
+    for opts in [shallow(), deep()] {
+        let r = check(&src, &dst, &opts).await.unwrap();
+        assert!(r.consistent, "{backend:?} deep={}: {:?}", opts.deep, r.findings);
+        assert!(r.findings.is_empty(), "{backend:?}");
+        assert_eq!(
+            r.src_digest.as_deref(),
+            Some(src_m.digest.as_str()),
+            "{backend:?}"
+        );
+        assert_eq!(r.dst_digest, r.src_digest, "{backend:?}");
+        assert_eq!(r.inconsistency, 0.0, "{backend:?}");
+        assert_eq!(r.shards_total, SHARDS as u64 + 1, "{backend:?}");
     }
+    let v = verify_store(&dst, &deep()).await.unwrap();
+    assert!(v.consistent, "{backend:?}: {:?}", v.findings);
 }
 
-#[tokio::test]
-async fn deleted_destination_shard_is_missing_in_check_and_verify() {
-    for backend in Backend::all() {
-        let env = Env::new(backend).await;
-        let (src, dst, paths) = synced_pair(&env).await;
-        delete(&dst, &paths[2]).await;
+backend_tests!(deleted_destination_shard_is_missing_in_check_and_verify);
+async fn deleted_destination_shard_is_missing_in_check_and_verify(backend: Backend) {
+    let env = Env::new(backend).await;
+    let (src, dst, paths) = synced_pair(&env).await;
+    delete(&dst, &paths[2]).await;
 
-        let r = check(&src, &dst, &shallow()).await.unwrap();
-        assert!(!r.consistent, "{backend:?}");
-        assert_eq!(
-            kinds(&r),
-            vec![(FindingKind::Missing, paths[2].as_str())],
-            "{backend:?}"
-        );
-        assert!(
-            finding(&r, &paths[2])
-                .detail
-                .contains("absent from the destination"),
-            "{backend:?}: {:?}",
-            r.findings
-        );
-        // One path of five differs: C(A,B) = 1/5.
-        assert!(
-            (r.inconsistency - 0.2).abs() < 1e-9,
-            "{backend:?}: {}",
-            r.inconsistency
-        );
-        // The destination's digest is its committed manifest's, which still claims the shard:
-        // the digests agree, the finding says the store does not hold what the manifest says.
-        assert!(!r.consistent, "{backend:?}");
-        assert_eq!(
-            r.dst_digest,
-            committed(&dst).await.map(|m| m.digest),
-            "{backend:?}"
-        );
+    let r = check(&src, &dst, &shallow()).await.unwrap();
+    assert!(!r.consistent, "{backend:?}");
+    assert_eq!(
+        kinds(&r),
+        vec![(FindingKind::Missing, paths[2].as_str())],
+        "{backend:?}"
+    );
+    assert!(
+        finding(&r, &paths[2])
+            .detail
+            .contains("absent from the destination"),
+        "{backend:?}: {:?}",
+        r.findings
+    );
+    // One path of five differs: C(A,B) = 1/5.
+    assert!(
+        (r.inconsistency - 0.2).abs() < 1e-9,
+        "{backend:?}: {}",
+        r.inconsistency
+    );
+    // The destination's digest is its committed manifest's, which still claims the shard:
+    // the digests agree, the finding says the store does not hold what the manifest says.
+    assert!(!r.consistent, "{backend:?}");
+    assert_eq!(
+        r.dst_digest,
+        committed(&dst).await.map(|m| m.digest),
+        "{backend:?}"
+    );
 
-        let v = verify_store(&dst, &shallow()).await.unwrap();
-        assert_eq!(
-            kinds(&v),
-            vec![(FindingKind::Missing, paths[2].as_str())],
-            "{backend:?}"
-        );
-    }
+    let v = verify_store(&dst, &shallow()).await.unwrap();
+    assert_eq!(
+        kinds(&v),
+        vec![(FindingKind::Missing, paths[2].as_str())],
+        "{backend:?}"
+    );
 }
 
-#[tokio::test]
-async fn rewritten_destination_shards_are_changed_or_size_mismatch() {
-    for backend in Backend::all() {
-        let env = Env::new(backend).await;
-        let (src, dst, paths) = synced_pair(&env).await;
-        // Same size, one byte different, written through the store (new mtime and ETag).
-        let mut same_size = get(&dst, &paths[0]).await.to_vec();
-        let mid = same_size.len() / 2;
-        same_size[mid] ^= 0x5a;
-        put(&dst, &paths[0], same_size).await;
-        // Another data version of the shard: a different size.
-        let other = shardsync::demo::shard_bytes(1, ROWS + 17, 99).unwrap();
-        assert_ne!(other.len(), get(&dst, &paths[1]).await.len());
-        put(&dst, &paths[1], other).await;
+backend_tests!(rewritten_destination_shards_are_changed_or_size_mismatch);
+async fn rewritten_destination_shards_are_changed_or_size_mismatch(backend: Backend) {
+    let env = Env::new(backend).await;
+    let (src, dst, paths) = synced_pair(&env).await;
+    // Same size, one byte different, written through the store (new mtime and ETag).
+    let mut same_size = get(&dst, &paths[0]).await.to_vec();
+    let mid = same_size.len() / 2;
+    same_size[mid] ^= 0x5a;
+    put(&dst, &paths[0], same_size).await;
+    // Another data version of the shard: a different size.
+    let other = shardsync::demo::shard_bytes(1, ROWS + 17, 99).unwrap();
+    assert_ne!(other.len(), get(&dst, &paths[1]).await.len());
+    put(&dst, &paths[1], other).await;
 
-        let r = check(&src, &dst, &shallow()).await.unwrap();
-        assert!(!r.consistent, "{backend:?}");
-        assert_eq!(
-            kinds(&r),
-            vec![
-                (FindingKind::Changed, paths[0].as_str()),
-                (FindingKind::SizeMismatch, paths[1].as_str()),
-            ],
-            "{backend:?}: {:?}",
-            r.findings
-        );
-        let sm = &finding(&r, &paths[1]).detail;
-        assert!(
-            sm.contains("source") && sm.contains("destination"),
-            "{backend:?}: {sm}"
-        );
+    let r = check(&src, &dst, &shallow()).await.unwrap();
+    assert!(!r.consistent, "{backend:?}");
+    assert_eq!(
+        kinds(&r),
+        vec![
+            (FindingKind::Changed, paths[0].as_str()),
+            (FindingKind::SizeMismatch, paths[1].as_str()),
+        ],
+        "{backend:?}: {:?}",
+        r.findings
+    );
+    let sm = &finding(&r, &paths[1]).detail;
+    assert!(
+        sm.contains("source") && sm.contains("destination"),
+        "{backend:?}: {sm}"
+    );
 
-        // The destination against its own manifest: the resized one is a size mismatch; the
-        // same-size rewrite no longer has the stat the manifest recorded, so even a shallow
-        // verify names it as changed (a deep one proves the bytes differ).
-        let v = verify_store(&dst, &shallow()).await.unwrap();
-        assert_eq!(
-            kinds(&v),
-            vec![
-                (FindingKind::Changed, paths[0].as_str()),
-                (FindingKind::SizeMismatch, paths[1].as_str()),
-            ],
-            "{backend:?}: {:?}",
-            v.findings
-        );
-        assert!(!v.consistent, "{backend:?}");
-        assert!(
-            finding(&v, &paths[0])
-                .detail
-                .contains("rewritten since the manifest"),
-            "{backend:?}"
-        );
-        let v = verify_store(&dst, &deep()).await.unwrap();
-        assert_eq!(
-            kinds(&v),
-            vec![
-                (FindingKind::SizeMismatch, paths[1].as_str()),
-                (FindingKind::Corrupt, paths[0].as_str()),
-            ],
-            "{backend:?}: {:?}",
-            v.findings
-        );
-    }
+    // The destination against its own manifest: the resized one is a size mismatch; the
+    // same-size rewrite no longer has the stat the manifest recorded, so even a shallow
+    // verify names it as changed (a deep one proves the bytes differ).
+    let v = verify_store(&dst, &shallow()).await.unwrap();
+    assert_eq!(
+        kinds(&v),
+        vec![
+            (FindingKind::Changed, paths[0].as_str()),
+            (FindingKind::SizeMismatch, paths[1].as_str()),
+        ],
+        "{backend:?}: {:?}",
+        v.findings
+    );
+    assert!(!v.consistent, "{backend:?}");
+    assert!(
+        finding(&v, &paths[0])
+            .detail
+            .contains("rewritten since the manifest"),
+        "{backend:?}"
+    );
+    let v = verify_store(&dst, &deep()).await.unwrap();
+    assert_eq!(
+        kinds(&v),
+        vec![
+            (FindingKind::SizeMismatch, paths[1].as_str()),
+            (FindingKind::Corrupt, paths[0].as_str()),
+        ],
+        "{backend:?}: {:?}",
+        v.findings
+    );
 }
 
-#[tokio::test]
-async fn truncated_destination_shard_is_a_size_mismatch_in_check_and_verify() {
-    for backend in Backend::all() {
-        let env = Env::new(backend).await;
-        let (src, dst, paths) = synced_pair(&env).await;
-        let full = get(&dst, &paths[3]).await;
-        let cut = full.slice(..full.len() - 100);
-        put(&dst, &paths[3], cut).await;
+backend_tests!(truncated_destination_shard_is_a_size_mismatch_in_check_and_verify);
+async fn truncated_destination_shard_is_a_size_mismatch_in_check_and_verify(backend: Backend) {
+    let env = Env::new(backend).await;
+    let (src, dst, paths) = synced_pair(&env).await;
+    let full = get(&dst, &paths[3]).await;
+    let cut = full.slice(..full.len() - 100);
+    put(&dst, &paths[3], cut).await;
 
-        let r = check(&src, &dst, &shallow()).await.unwrap();
-        assert_eq!(
-            kinds(&r),
-            vec![(FindingKind::SizeMismatch, paths[3].as_str())],
-            "{backend:?}"
-        );
-        let detail = &finding(&r, &paths[3]).detail;
-        assert!(
-            detail.contains(&full.len().to_string()) && detail.contains(&(full.len() - 100).to_string()),
-            "{backend:?}: the detail gives both sizes: {detail}"
-        );
-        let v = verify_store(&dst, &shallow()).await.unwrap();
-        assert_eq!(
-            kinds(&v),
-            vec![(FindingKind::SizeMismatch, paths[3].as_str())],
-            "{backend:?}"
-        );
-    }
+    let r = check(&src, &dst, &shallow()).await.unwrap();
+    assert_eq!(
+        kinds(&r),
+        vec![(FindingKind::SizeMismatch, paths[3].as_str())],
+        "{backend:?}"
+    );
+    let detail = &finding(&r, &paths[3]).detail;
+    assert!(
+        detail.contains(&full.len().to_string()) && detail.contains(&(full.len() - 100).to_string()),
+        "{backend:?}: the detail gives both sizes: {detail}"
+    );
+    let v = verify_store(&dst, &shallow()).await.unwrap();
+    assert_eq!(
+        kinds(&v),
+        vec![(FindingKind::SizeMismatch, paths[3].as_str())],
+        "{backend:?}"
+    );
 }
 
+backend_tests!(deep_check_finds_a_flipped_byte_that_shallow_check_cannot_see: local, s3);
 /// Silent corruption: one byte inverted on disk, size and mtime kept. Only the bytes tell.
-#[tokio::test]
-async fn deep_check_finds_a_flipped_byte_that_shallow_check_cannot_see() {
-    for backend in [Backend::Local, Backend::S3] {
-        let env = Env::new(backend).await;
-        let (src, dst, paths) = synced_pair(&env).await;
-        let victim = &paths[1];
-        flip_byte_keeping_size_and_mtime(&file_of(&env, "b", victim).unwrap());
+async fn deep_check_finds_a_flipped_byte_that_shallow_check_cannot_see(backend: Backend) {
+    let env = Env::new(backend).await;
+    let (src, dst, paths) = synced_pair(&env).await;
+    let victim = &paths[1];
+    flip_byte_keeping_size_and_mtime(&file_of(&env, "b", victim).unwrap());
 
-        let r = check(&src, &dst, &shallow()).await.unwrap();
-        assert!(
-            r.consistent,
-            "{backend:?}: same size, mtime and ETag: a shallow check cannot see it: {:?}",
-            r.findings
-        );
-        let r = check(&src, &dst, &deep()).await.unwrap();
-        assert!(!r.consistent, "{backend:?}");
-        assert_eq!(
-            kinds(&r),
-            vec![(FindingKind::Corrupt, victim.as_str())],
-            "{backend:?}"
-        );
-        assert_eq!(r.mode, "deep");
+    let r = check(&src, &dst, &shallow()).await.unwrap();
+    assert!(
+        r.consistent,
+        "{backend:?}: same size, mtime and ETag: a shallow check cannot see it: {:?}",
+        r.findings
+    );
+    let r = check(&src, &dst, &deep()).await.unwrap();
+    assert!(!r.consistent, "{backend:?}");
+    assert_eq!(
+        kinds(&r),
+        vec![(FindingKind::Corrupt, victim.as_str())],
+        "{backend:?}"
+    );
+    assert_eq!(r.mode, "deep");
 
-        assert!(
-            verify_store(&dst, &shallow()).await.unwrap().consistent,
-            "{backend:?}"
-        );
-        let v = verify_store(&dst, &deep()).await.unwrap();
-        assert_eq!(
-            kinds(&v),
-            vec![(FindingKind::Corrupt, victim.as_str())],
-            "{backend:?}"
-        );
-        let m = manifest::load(&dst).await.unwrap().unwrap().manifest;
-        assert!(
-            finding(&v, victim)
-                .detail
-                .contains(&m.get(victim).unwrap().sha256),
-            "{backend:?}: the detail names the expected digest: {:?}",
-            v.findings
-        );
-    }
+    assert!(
+        verify_store(&dst, &shallow()).await.unwrap().consistent,
+        "{backend:?}"
+    );
+    let v = verify_store(&dst, &deep()).await.unwrap();
+    assert_eq!(
+        kinds(&v),
+        vec![(FindingKind::Corrupt, victim.as_str())],
+        "{backend:?}"
+    );
+    let m = manifest::load(&dst).await.unwrap().unwrap().manifest;
+    assert!(
+        finding(&v, victim)
+            .detail
+            .contains(&m.get(victim).unwrap().sha256),
+        "{backend:?}: the detail names the expected digest: {:?}",
+        v.findings
+    );
 }
 
 /// Rot at the source is found by a deep check too, and named as the source's.
@@ -349,69 +339,69 @@ async fn deep_check_names_corruption_at_the_source() {
     assert!(corrupt[0].detail.contains("source"), "{}", corrupt[0].detail);
 }
 
-#[tokio::test]
-async fn non_parquet_file_named_parquet_is_built_with_a_parquet_error_and_verify_warns_of_it() {
-    for backend in Backend::all() {
-        let env = Env::new(backend).await;
-        let ds = env.open("a");
-        write_demo(&ds, 2, ROWS, 3).await;
-        let stray = "train/part-00099.parquet";
-        let body = b"this is a CSV export, not Parquet\nid,text\n1,hello\n".to_vec();
-        put(&ds, stray, body.clone()).await;
+backend_tests!(non_parquet_file_named_parquet_is_built_with_a_parquet_error_and_verify_warns_of_it);
+async fn non_parquet_file_named_parquet_is_built_with_a_parquet_error_and_verify_warns_of_it(
+    backend: Backend,
+) {
+    let env = Env::new(backend).await;
+    let ds = env.open("a");
+    write_demo(&ds, 2, ROWS, 3).await;
+    let stray = "train/part-00099.parquet";
+    let body = b"this is a CSV export, not Parquet\nid,text\n1,hello\n".to_vec();
+    put(&ds, stray, body.clone()).await;
 
-        let built = manifest::build_manifest(&ds, None, &BuildOptions::default())
-            .await
-            .expect("one odd shard does not abort the build");
-        let e = built
-            .manifest
-            .get(stray)
-            .expect("the odd shard is in the manifest");
+    let built = manifest::build_manifest(&ds, None, &BuildOptions::default())
+        .await
+        .expect("one odd shard does not abort the build");
+    let e = built
+        .manifest
+        .get(stray)
+        .expect("the odd shard is in the manifest");
+    assert_eq!(
+        (e.rows, e.sha256.clone()),
+        (None, shardsync::hash::sha256_hex(&body)),
+        "{backend:?}"
+    );
+    assert!(
+        e.parquet_error.as_deref().unwrap().contains("PAR1"),
+        "{backend:?}: {e:?}"
+    );
+    if backend == Backend::Local {
+        let (code, out, err) = run(shardsync().args(["manifest", "build", &env.url("a")])).await;
+        assert_eq!(code, 1, "{out}{err}");
+        assert!(err.contains(stray) && err.contains("1 Parquet shard(s)"), "{err}");
+    }
+
+    // A manifest that includes it anyway (written by an older tool, or by hand).
+    let mut entries = manifest::build_manifest(&env.open("a-ok"), None, &BuildOptions::default())
+        .await
+        .unwrap()
+        .manifest
+        .shards;
+    assert!(entries.is_empty());
+    for p in [shardsync::demo::shard_name(0), shardsync::demo::shard_name(1)] {
+        let bytes = get(&ds, &p).await;
+        let facts = shardsync::hash::parse_footer(footer_of(&bytes)).unwrap();
+        entries.push(entry(&p, &bytes, Some(facts)));
+    }
+    entries.push(entry(stray, &body, None));
+    let info = get(&ds, "dataset_info.json").await;
+    entries.push(entry("dataset_info.json", &info, None));
+    manifest::save(&ds, &Manifest::new(ds.url.clone(), entries).unwrap())
+        .await
+        .unwrap();
+
+    for opts in [shallow(), deep()] {
+        let v = verify_store(&ds, &opts).await.unwrap();
+        assert!(v.consistent, "{backend:?}: a warning only: {:?}", v.findings);
         assert_eq!(
-            (e.rows, e.sha256.clone()),
-            (None, shardsync::hash::sha256_hex(&body)),
-            "{backend:?}"
+            kinds(&v),
+            vec![(FindingKind::UnreadableFooter, stray)],
+            "{backend:?} deep={}: {:?}",
+            opts.deep,
+            v.findings
         );
-        assert!(
-            e.parquet_error.as_deref().unwrap().contains("PAR1"),
-            "{backend:?}: {e:?}"
-        );
-        if backend == Backend::Local {
-            let (code, out, err) = run(shardsync().args(["manifest", "build", &env.url("a")])).await;
-            assert_eq!(code, 1, "{out}{err}");
-            assert!(err.contains(stray) && err.contains("1 Parquet shard(s)"), "{err}");
-        }
-
-        // A manifest that includes it anyway (written by an older tool, or by hand).
-        let mut entries = manifest::build_manifest(&env.open("a-ok"), None, &BuildOptions::default())
-            .await
-            .unwrap()
-            .manifest
-            .shards;
-        assert!(entries.is_empty());
-        for p in [shardsync::demo::shard_name(0), shardsync::demo::shard_name(1)] {
-            let bytes = get(&ds, &p).await;
-            let facts = shardsync::hash::parse_footer(footer_of(&bytes)).unwrap();
-            entries.push(entry(&p, &bytes, Some(facts)));
-        }
-        entries.push(entry(stray, &body, None));
-        let info = get(&ds, "dataset_info.json").await;
-        entries.push(entry("dataset_info.json", &info, None));
-        manifest::save(&ds, &Manifest::new(ds.url.clone(), entries).unwrap())
-            .await
-            .unwrap();
-
-        for opts in [shallow(), deep()] {
-            let v = verify_store(&ds, &opts).await.unwrap();
-            assert!(v.consistent, "{backend:?}: a warning only: {:?}", v.findings);
-            assert_eq!(
-                kinds(&v),
-                vec![(FindingKind::UnreadableFooter, stray)],
-                "{backend:?} deep={}: {:?}",
-                opts.deep,
-                v.findings
-            );
-            assert!(finding(&v, stray).detail.contains("PAR1"), "{:?}", v.findings);
-        }
+        assert!(finding(&v, stray).detail.contains("PAR1"), "{:?}", v.findings);
     }
 }
 
@@ -436,87 +426,85 @@ fn entry(path: &str, bytes: &[u8], facts: Option<shardsync::hash::ParquetFacts>)
     }
 }
 
-#[tokio::test]
-async fn shard_with_another_schema_is_schema_drift_in_build_check_and_verify() {
-    for backend in Backend::all() {
-        let env = Env::new(backend).await;
-        let (src, dst) = (env.open("a"), env.open("b"));
-        write_demo(&src, 3, ROWS, 5).await;
-        let odd = "train/part-00003.parquet";
-        put(&src, odd, other_schema_parquet(50)).await;
+backend_tests!(shard_with_another_schema_is_schema_drift_in_build_check_and_verify);
+async fn shard_with_another_schema_is_schema_drift_in_build_check_and_verify(backend: Backend) {
+    let env = Env::new(backend).await;
+    let (src, dst) = (env.open("a"), env.open("b"));
+    write_demo(&src, 3, ROWS, 5).await;
+    let odd = "train/part-00003.parquet";
+    put(&src, odd, other_schema_parquet(50)).await;
 
-        let built = manifest::build_manifest(&src, None, &BuildOptions::default())
-            .await
-            .unwrap();
-        let drift = shardsync::check::schema_drift(&built.manifest.shards);
-        assert_eq!(drift.len(), 1, "{backend:?}: {drift:?}");
-        assert_eq!(drift[0].0, odd);
-        let majority = built
-            .manifest
-            .get(&shardsync::demo::shard_name(0))
-            .unwrap()
-            .schema
-            .clone()
-            .unwrap();
-        assert_eq!(
-            drift[0].2, majority,
-            "{backend:?}: drift is measured against the majority"
-        );
-        manifest::save(&src, &built.manifest).await.unwrap();
-        if backend == Backend::Local {
-            let (code, out, err) = run(shardsync().args(["manifest", "build", &env.url("a")])).await;
-            assert_eq!(code, 0, "drift is a warning at build time: {out}{err}");
-            let warning = err.lines().find(|l| l.contains("warning")).expect(&err);
-            assert!(warning.contains(odd) && warning.contains(&majority), "{warning}");
-        }
-        sync(&src, &dst, &SyncOptions::default()).await.unwrap();
-
-        // Both sides hold the same bytes: that is not drift between them. The odd shard is a
-        // warning naming its folder; strict schema checking makes it drift.
-        let r = check(&src, &dst, &shallow()).await.unwrap();
-        assert!(
-            r.consistent && r.findings.is_empty(),
-            "{backend:?}: {:?}",
-            r.findings
-        );
-        assert_eq!(r.src_digest, r.dst_digest, "{backend:?}: the bytes are identical");
-        let w = r
-            .warnings
-            .iter()
-            .find(|w| w.contains("schema variety"))
-            .expect("schema warning");
-        assert!(
-            w.contains("\"train\"") && w.contains(odd) && w.contains(&majority),
-            "{w}"
-        );
-        let strict = CheckOptions {
-            strict_schema: true,
-            ..shallow()
-        };
-        let r = check(&src, &dst, &strict).await.unwrap();
-        assert_eq!(kinds(&r), vec![(FindingKind::SchemaDrift, odd)], "{backend:?}");
-        assert!(!r.consistent, "{backend:?}");
-        assert!(finding(&r, odd).detail.contains(&majority), "{:?}", r.findings);
-
-        let v = verify_store(&dst, &shallow()).await.unwrap();
-        assert!(v.consistent, "{backend:?}: {:?}", v.findings);
-        let v = verify_store(&dst, &strict).await.unwrap();
-        assert_eq!(kinds(&v), vec![(FindingKind::SchemaDrift, odd)], "{backend:?}");
-
-        // Another folder with another schema (a second config) is no variety at all.
-        let (src2, dst2) = (env.open("hf"), env.open("hf-copy"));
-        write_demo(&src2, 2, ROWS, 5).await;
-        put(&src2, "other_config/part-0.parquet", other_schema_parquet(50)).await;
-        put(&src2, "other_config/part-1.parquet", other_schema_parquet(60)).await;
-        sync(&src2, &dst2, &SyncOptions::default()).await.unwrap();
-        let r = check(&src2, &dst2, &strict).await.unwrap();
-        assert!(
-            r.consistent && r.warnings.is_empty(),
-            "{backend:?}: {:?} {:?}",
-            r.findings,
-            r.warnings
-        );
+    let built = manifest::build_manifest(&src, None, &BuildOptions::default())
+        .await
+        .unwrap();
+    let drift = shardsync::check::schema_drift(&built.manifest.shards);
+    assert_eq!(drift.len(), 1, "{backend:?}: {drift:?}");
+    assert_eq!(drift[0].0, odd);
+    let majority = built
+        .manifest
+        .get(&shardsync::demo::shard_name(0))
+        .unwrap()
+        .schema
+        .clone()
+        .unwrap();
+    assert_eq!(
+        drift[0].2, majority,
+        "{backend:?}: drift is measured against the majority"
+    );
+    manifest::save(&src, &built.manifest).await.unwrap();
+    if backend == Backend::Local {
+        let (code, out, err) = run(shardsync().args(["manifest", "build", &env.url("a")])).await;
+        assert_eq!(code, 0, "drift is a warning at build time: {out}{err}");
+        let warning = err.lines().find(|l| l.contains("warning")).expect(&err);
+        assert!(warning.contains(odd) && warning.contains(&majority), "{warning}");
     }
+    sync(&src, &dst, &SyncOptions::default()).await.unwrap();
+
+    // Both sides hold the same bytes: that is not drift between them. The odd shard is a
+    // warning naming its folder; strict schema checking makes it drift.
+    let r = check(&src, &dst, &shallow()).await.unwrap();
+    assert!(
+        r.consistent && r.findings.is_empty(),
+        "{backend:?}: {:?}",
+        r.findings
+    );
+    assert_eq!(r.src_digest, r.dst_digest, "{backend:?}: the bytes are identical");
+    let w = r
+        .warnings
+        .iter()
+        .find(|w| w.contains("schema variety"))
+        .expect("schema warning");
+    assert!(
+        w.contains("\"train\"") && w.contains(odd) && w.contains(&majority),
+        "{w}"
+    );
+    let strict = CheckOptions {
+        strict_schema: true,
+        ..shallow()
+    };
+    let r = check(&src, &dst, &strict).await.unwrap();
+    assert_eq!(kinds(&r), vec![(FindingKind::SchemaDrift, odd)], "{backend:?}");
+    assert!(!r.consistent, "{backend:?}");
+    assert!(finding(&r, odd).detail.contains(&majority), "{:?}", r.findings);
+
+    let v = verify_store(&dst, &shallow()).await.unwrap();
+    assert!(v.consistent, "{backend:?}: {:?}", v.findings);
+    let v = verify_store(&dst, &strict).await.unwrap();
+    assert_eq!(kinds(&v), vec![(FindingKind::SchemaDrift, odd)], "{backend:?}");
+
+    // Another folder with another schema (a second config) is no variety at all.
+    let (src2, dst2) = (env.open("hf"), env.open("hf-copy"));
+    write_demo(&src2, 2, ROWS, 5).await;
+    put(&src2, "other_config/part-0.parquet", other_schema_parquet(50)).await;
+    put(&src2, "other_config/part-1.parquet", other_schema_parquet(60)).await;
+    sync(&src2, &dst2, &SyncOptions::default()).await.unwrap();
+    let r = check(&src2, &dst2, &strict).await.unwrap();
+    assert!(
+        r.consistent && r.warnings.is_empty(),
+        "{backend:?}: {:?} {:?}",
+        r.findings,
+        r.warnings
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -24,84 +24,81 @@ fn pair(env: &Env, cmd: &[&str], src: &str, dst: &str, extra: &[&str]) -> Vec<St
     a
 }
 
-#[tokio::test]
-async fn exit_codes_are_0_done_1_work_or_drift_2_error_naming_the_cause() {
-    for backend in [Backend::Local, Backend::S3] {
-        let env = Env::new(backend).await;
-        let what = format!("{backend:?}");
-        let (src, dst) = (env.open("src"), env.open("dst"));
-        write_demo(&src, 4, 100, 1).await;
+backend_tests!(exit_codes_are_0_done_1_work_or_drift_2_error_naming_the_cause: local, s3);
+async fn exit_codes_are_0_done_1_work_or_drift_2_error_naming_the_cause(backend: Backend) {
+    let env = Env::new(backend).await;
+    let what = format!("{backend:?}");
+    let (src, dst) = (env.open("src"), env.open("dst"));
+    write_demo(&src, 4, 100, 1).await;
 
-        let mut build = vec!["manifest".to_string(), "build".into(), env.url("src")];
-        build.extend(env.cli_options("--opt"));
-        let r = shardsync(&build).await;
-        assert_eq!(r.code, Some(0), "{what}: manifest build: {r:?}");
-        assert!(r.stdout.contains("hashed 5"), "{what}: {}", r.stdout);
+    let mut build = vec!["manifest".to_string(), "build".into(), env.url("src")];
+    build.extend(env.cli_options("--opt"));
+    let r = shardsync(&build).await;
+    assert_eq!(r.code, Some(0), "{what}: manifest build: {r:?}");
+    assert!(r.stdout.contains("hashed 5"), "{what}: {}", r.stdout);
 
-        let r = shardsync(pair(&env, &["diff"], "src", "dst", &[])).await;
-        assert_eq!(r.code, Some(1), "{what}: diff with differences: {r:?}");
-        assert!(r.stdout.contains("5 new"), "{what}: {}", r.stdout);
-        let r = shardsync(pair(&env, &["diff"], "src", "dst", &["--format", "json"])).await;
-        assert_eq!(r.code, Some(1), "{what}: {r:?}");
-        let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("diff JSON");
-        assert_eq!(v["counts"]["new"], 5, "{what}: {v}");
+    let r = shardsync(pair(&env, &["diff"], "src", "dst", &[])).await;
+    assert_eq!(r.code, Some(1), "{what}: diff with differences: {r:?}");
+    assert!(r.stdout.contains("5 new"), "{what}: {}", r.stdout);
+    let r = shardsync(pair(&env, &["diff"], "src", "dst", &["--format", "json"])).await;
+    assert_eq!(r.code, Some(1), "{what}: {r:?}");
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("diff JSON");
+    assert_eq!(v["counts"]["new"], 5, "{what}: {v}");
 
-        let r = shardsync(pair(&env, &["sync"], "src", "dst", &["--dry-run"])).await;
-        assert_eq!(r.code, Some(1), "{what}: dry run with work: {r:?}");
-        assert!(snapshot(&dst).await.is_empty(), "{what}: the dry run copied");
-        assert!(committed(&dst).await.is_none(), "{what}: the dry run committed");
+    let r = shardsync(pair(&env, &["sync"], "src", "dst", &["--dry-run"])).await;
+    assert_eq!(r.code, Some(1), "{what}: dry run with work: {r:?}");
+    assert!(snapshot(&dst).await.is_empty(), "{what}: the dry run copied");
+    assert!(committed(&dst).await.is_none(), "{what}: the dry run committed");
 
-        let r = shardsync(pair(&env, &["sync"], "src", "dst", &[])).await;
-        assert_eq!(r.code, Some(0), "{what}: sync: {r:?}");
-        assert_eq!(snapshot(&src).await, snapshot(&dst).await, "{what}");
-        let after: [(&[&str], &[&str]); 3] =
-            [(&["diff"], &[]), (&["sync"], &["--dry-run"]), (&["check"], &[])];
-        for (cmd, extra) in after {
-            let r = shardsync(pair(&env, cmd, "src", "dst", extra)).await;
-            assert_eq!(r.code, Some(0), "{what}: {cmd:?} {extra:?} after the sync: {r:?}");
-        }
-
-        // Errors: exit 2, and stderr says what is wrong with what.
-        let dst_url = env.url("dst");
-        let r = shardsync(["sync", "ftp://host/data", dst_url.as_str()]).await;
-        assert_eq!(r.code, Some(2), "{what}: {r:?}");
-        assert!(r.stderr.contains("\"ftp\""), "{what}: {}", r.stderr);
-
-        let r = shardsync(pair(
-            &env,
-            &["sync"],
-            "src",
-            "dst",
-            &["--src-opt", "no_such_option=1"],
-        ))
-        .await;
-        assert_eq!(r.code, Some(2), "{what}: {r:?}");
-        assert!(r.stderr.contains("no_such_option"), "{what}: {}", r.stderr);
-
-        let r = shardsync(pair(&env, &["sync"], "src", "dst", &["--no-such-flag"])).await;
-        assert_eq!(r.code, Some(2), "{what}: {r:?}");
-        assert!(r.stderr.contains("--no-such-flag"), "{what}: {}", r.stderr);
-
-        let missing = env.tmp.path().join("no-such-folder");
-        let r = shardsync(["sync".as_ref(), missing.as_os_str(), OsStr::new(&dst_url)]).await;
-        assert_eq!(r.code, Some(2), "{what}: {r:?}");
-        assert!(r.stderr.contains("no-such-folder"), "{what}: {}", r.stderr);
-
-        // A shard that fails (not Parquet, under --strict-parquet): named, the others still
-        // land, exit 2.
-        let bad = env.open("bad");
-        write_demo(&bad, 2, 100, 2).await;
-        put(&bad, "train/notes.parquet", &b"not parquet at all"[..]).await;
-        let r = shardsync(pair(&env, &["sync"], "bad", "bad-dst", &["--strict-parquet"])).await;
-        assert_eq!(r.code, Some(2), "{what}: {r:?}");
-        assert!(r.stderr.contains("train/notes.parquet"), "{what}: {}", r.stderr);
-        let bad_dst = env.open("bad-dst");
-        assert!(
-            try_get(&bad_dst, "train/part-00001.parquet").await.is_some(),
-            "{what}"
-        );
-        assert!(try_get(&bad_dst, "train/notes.parquet").await.is_none(), "{what}");
+    let r = shardsync(pair(&env, &["sync"], "src", "dst", &[])).await;
+    assert_eq!(r.code, Some(0), "{what}: sync: {r:?}");
+    assert_eq!(snapshot(&src).await, snapshot(&dst).await, "{what}");
+    let after: [(&[&str], &[&str]); 3] = [(&["diff"], &[]), (&["sync"], &["--dry-run"]), (&["check"], &[])];
+    for (cmd, extra) in after {
+        let r = shardsync(pair(&env, cmd, "src", "dst", extra)).await;
+        assert_eq!(r.code, Some(0), "{what}: {cmd:?} {extra:?} after the sync: {r:?}");
     }
+
+    // Errors: exit 2, and stderr says what is wrong with what.
+    let dst_url = env.url("dst");
+    let r = shardsync(["sync", "ftp://host/data", dst_url.as_str()]).await;
+    assert_eq!(r.code, Some(2), "{what}: {r:?}");
+    assert!(r.stderr.contains("\"ftp\""), "{what}: {}", r.stderr);
+
+    let r = shardsync(pair(
+        &env,
+        &["sync"],
+        "src",
+        "dst",
+        &["--src-opt", "no_such_option=1"],
+    ))
+    .await;
+    assert_eq!(r.code, Some(2), "{what}: {r:?}");
+    assert!(r.stderr.contains("no_such_option"), "{what}: {}", r.stderr);
+
+    let r = shardsync(pair(&env, &["sync"], "src", "dst", &["--no-such-flag"])).await;
+    assert_eq!(r.code, Some(2), "{what}: {r:?}");
+    assert!(r.stderr.contains("--no-such-flag"), "{what}: {}", r.stderr);
+
+    let missing = env.tmp.path().join("no-such-folder");
+    let r = shardsync(["sync".as_ref(), missing.as_os_str(), OsStr::new(&dst_url)]).await;
+    assert_eq!(r.code, Some(2), "{what}: {r:?}");
+    assert!(r.stderr.contains("no-such-folder"), "{what}: {}", r.stderr);
+
+    // A shard that fails (not Parquet, under --strict-parquet): named, the others still
+    // land, exit 2.
+    let bad = env.open("bad");
+    write_demo(&bad, 2, 100, 2).await;
+    put(&bad, "train/notes.parquet", &b"not parquet at all"[..]).await;
+    let r = shardsync(pair(&env, &["sync"], "bad", "bad-dst", &["--strict-parquet"])).await;
+    assert_eq!(r.code, Some(2), "{what}: {r:?}");
+    assert!(r.stderr.contains("train/notes.parquet"), "{what}: {}", r.stderr);
+    let bad_dst = env.open("bad-dst");
+    assert!(
+        try_get(&bad_dst, "train/part-00001.parquet").await.is_some(),
+        "{what}"
+    );
+    assert!(try_get(&bad_dst, "train/notes.parquet").await.is_none(), "{what}");
 }
 
 #[tokio::test]
@@ -117,30 +114,27 @@ async fn diff_and_dry_run_against_a_destination_folder_not_created_yet_plan_ever
     assert!(!dst.exists(), "the dry run created {}", dst.display());
 }
 
-#[tokio::test]
-async fn report_file_holds_consistency_counts_bytes_and_time() {
-    for backend in [Backend::Local, Backend::S3] {
-        let env = Env::new(backend).await;
-        let what = format!("{backend:?}");
-        let src = env.open("src");
-        write_demo(&src, 4, 100, 4).await;
-        let total: u64 = snapshot(&src).await.iter().map(|(_, b)| b.len() as u64).sum();
-        let report = env.tmp.path().join("report.json");
-        let report_arg = report.display().to_string();
+backend_tests!(report_file_holds_consistency_counts_bytes_and_time: local, s3);
+async fn report_file_holds_consistency_counts_bytes_and_time(backend: Backend) {
+    let env = Env::new(backend).await;
+    let what = format!("{backend:?}");
+    let src = env.open("src");
+    write_demo(&src, 4, 100, 4).await;
+    let total: u64 = snapshot(&src).await.iter().map(|(_, b)| b.len() as u64).sum();
+    let report = env.tmp.path().join("report.json");
+    let report_arg = report.display().to_string();
 
-        for (round, copied, bytes) in [(1, 5, total), (2, 0, 0)] {
-            let r = shardsync(pair(&env, &["sync"], "src", "dst", &["--report", &report_arg])).await;
-            assert_eq!(r.code, Some(0), "{what} round {round}: {r:?}");
-            let v: serde_json::Value =
-                serde_json::from_slice(&std::fs::read(&report).expect("report written"))
-                    .expect("report JSON");
-            assert_eq!(v["consistent"], true, "{what} round {round}: {v}");
-            assert_eq!(v["shards_total"], 5, "{what} round {round}: {v}");
-            assert_eq!(v["shards_copied"], copied, "{what} round {round}: {v}");
-            assert_eq!(v["bytes_copied"], bytes, "{what} round {round}: {v}");
-            let elapsed = v["elapsed_seconds"].as_f64().expect("elapsed_seconds");
-            assert!((0.0..120.0).contains(&elapsed), "{what}: {elapsed}");
-        }
+    for (round, copied, bytes) in [(1, 5, total), (2, 0, 0)] {
+        let r = shardsync(pair(&env, &["sync"], "src", "dst", &["--report", &report_arg])).await;
+        assert_eq!(r.code, Some(0), "{what} round {round}: {r:?}");
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&report).expect("report written")).expect("report JSON");
+        assert_eq!(v["consistent"], true, "{what} round {round}: {v}");
+        assert_eq!(v["shards_total"], 5, "{what} round {round}: {v}");
+        assert_eq!(v["shards_copied"], copied, "{what} round {round}: {v}");
+        assert_eq!(v["bytes_copied"], bytes, "{what} round {round}: {v}");
+        let elapsed = v["elapsed_seconds"].as_f64().expect("elapsed_seconds");
+        assert!((0.0..120.0).contains(&elapsed), "{what}: {elapsed}");
     }
 }
 
@@ -411,83 +405,79 @@ async fn watch_on_sigint_finishes_in_flight_shards_commits_and_exits_0() {
     assert_eq!(snapshot(&src).await, snapshot(&dst).await);
 }
 
-#[tokio::test]
-async fn watch_with_two_cycles_prints_one_json_line_per_cycle() {
-    for backend in [Backend::Local, Backend::S3] {
-        let env = Env::new(backend).await;
-        let what = format!("{backend:?}");
-        write_demo(&env.open("src"), 3, 100, 5).await;
-        let r = shardsync(pair(
-            &env,
-            &["watch"],
-            "src",
-            "dst",
-            &["--cycles", "2", "--json", "--interval", "200ms"],
-        ))
-        .await;
-        assert_eq!(r.code, Some(0), "{what}: {r:?}");
-        let lines: Vec<serde_json::Value> = r
-            .stdout
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{what}: {l:?}: {e}")))
-            .collect();
-        assert_eq!(lines.len(), 2, "{what}: {}", r.stdout);
-        for (i, (line, copied)) in lines.iter().zip([4, 0]).enumerate() {
-            assert_eq!(line["cycle"], i + 1, "{what}: {line}");
-            assert_eq!(line["shards_copied"], copied, "{what}: {line}");
-            assert_eq!(line["consistent"], true, "{what}: {line}");
-        }
-        assert_eq!(lines[0]["dst_digest"], lines[1]["dst_digest"], "{what}");
-        assert_eq!(
-            snapshot(&env.open("src")).await,
-            snapshot(&env.open("dst")).await,
-            "{what}"
-        );
+backend_tests!(watch_with_two_cycles_prints_one_json_line_per_cycle: local, s3);
+async fn watch_with_two_cycles_prints_one_json_line_per_cycle(backend: Backend) {
+    let env = Env::new(backend).await;
+    let what = format!("{backend:?}");
+    write_demo(&env.open("src"), 3, 100, 5).await;
+    let r = shardsync(pair(
+        &env,
+        &["watch"],
+        "src",
+        "dst",
+        &["--cycles", "2", "--json", "--interval", "200ms"],
+    ))
+    .await;
+    assert_eq!(r.code, Some(0), "{what}: {r:?}");
+    let lines: Vec<serde_json::Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{what}: {l:?}: {e}")))
+        .collect();
+    assert_eq!(lines.len(), 2, "{what}: {}", r.stdout);
+    for (i, (line, copied)) in lines.iter().zip([4, 0]).enumerate() {
+        assert_eq!(line["cycle"], i + 1, "{what}: {line}");
+        assert_eq!(line["shards_copied"], copied, "{what}: {line}");
+        assert_eq!(line["consistent"], true, "{what}: {line}");
     }
+    assert_eq!(lines[0]["dst_digest"], lines[1]["dst_digest"], "{what}");
+    assert_eq!(
+        snapshot(&env.open("src")).await,
+        snapshot(&env.open("dst")).await,
+        "{what}"
+    );
 }
 
-#[tokio::test]
-async fn manifest_build_reports_hashed_and_reused_counts_and_writes_out_file() {
-    for backend in [Backend::Local, Backend::S3] {
-        let env = Env::new(backend).await;
-        let what = format!("{backend:?}");
-        let src = env.open("src");
-        write_demo(&src, 4, 100, 6).await;
-        let out = env.tmp.path().join("manifest-copy.json");
-        let mut args = vec![
-            "manifest".to_string(),
-            "build".into(),
-            env.url("src"),
-            "--json".into(),
-            "--out".into(),
-            out.display().to_string(),
-        ];
-        args.extend(env.cli_options("--opt"));
-        let summary = |r: &Run| -> serde_json::Value {
-            assert_eq!(r.code, Some(0), "{what}: {r:?}");
-            serde_json::from_str(&r.stdout).unwrap()
-        };
-        let first = summary(&shardsync(&args).await);
-        assert_eq!(
-            (first["hashed"].as_u64(), first["reused"].as_u64()),
-            (Some(5), Some(0)),
-            "{what}: {first}"
-        );
-        assert_eq!(first["totals"]["rows"], 400, "{what}: {first}");
-        let stored = committed(&src).await.expect("manifest stored in the dataset");
-        assert_eq!(first["digest"], stored.digest.as_str(), "{what}");
-        let file: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
-        assert_eq!(file["digest"], stored.digest.as_str(), "{what}: --out file");
+backend_tests!(manifest_build_reports_hashed_and_reused_counts_and_writes_out_file: local, s3);
+async fn manifest_build_reports_hashed_and_reused_counts_and_writes_out_file(backend: Backend) {
+    let env = Env::new(backend).await;
+    let what = format!("{backend:?}");
+    let src = env.open("src");
+    write_demo(&src, 4, 100, 6).await;
+    let out = env.tmp.path().join("manifest-copy.json");
+    let mut args = vec![
+        "manifest".to_string(),
+        "build".into(),
+        env.url("src"),
+        "--json".into(),
+        "--out".into(),
+        out.display().to_string(),
+    ];
+    args.extend(env.cli_options("--opt"));
+    let summary = |r: &Run| -> serde_json::Value {
+        assert_eq!(r.code, Some(0), "{what}: {r:?}");
+        serde_json::from_str(&r.stdout).unwrap()
+    };
+    let first = summary(&shardsync(&args).await);
+    assert_eq!(
+        (first["hashed"].as_u64(), first["reused"].as_u64()),
+        (Some(5), Some(0)),
+        "{what}: {first}"
+    );
+    assert_eq!(first["totals"]["rows"], 400, "{what}: {first}");
+    let stored = committed(&src).await.expect("manifest stored in the dataset");
+    assert_eq!(first["digest"], stored.digest.as_str(), "{what}");
+    let file: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(file["digest"], stored.digest.as_str(), "{what}: --out file");
 
-        put(&src, "train/part-00003.parquet", shard_bytes(3, 100, 66).unwrap()).await;
-        let second = summary(&shardsync(&args).await);
-        assert_eq!(
-            (second["hashed"].as_u64(), second["reused"].as_u64()),
-            (Some(1), Some(4)),
-            "{what}: {second}"
-        );
-        assert_ne!(second["digest"], first["digest"], "{what}");
-    }
+    put(&src, "train/part-00003.parquet", shard_bytes(3, 100, 66).unwrap()).await;
+    let second = summary(&shardsync(&args).await);
+    assert_eq!(
+        (second["hashed"].as_u64(), second["reused"].as_u64()),
+        (Some(1), Some(4)),
+        "{what}: {second}"
+    );
+    assert_ne!(second["digest"], first["digest"], "{what}");
 }
 
 #[tokio::test]

@@ -165,129 +165,115 @@ impl Rig {
     }
 }
 
-const BACKENDS: [Backend; 2] = [Backend::S3, Backend::Moto];
-
-#[tokio::test]
-async fn a_lost_answer_to_the_lease_put_is_read_back_as_our_own_lease() {
-    for backend in BACKENDS {
-        let rig = rig(backend, 3).await;
-        let lost = rig
-            .relay
-            .arm(Rule::new("PUT", "dst/_shardsync/lock.json", Action::LoseAnswer));
-        let outcome = rig.sync("first sync").await;
-        assert_eq!(lost.fired(), 1, "{backend:?}: {}", rig.relay.log());
-        rig.assert_synced(&outcome, 4, "first sync").await;
-    }
+backend_tests!(a_lost_answer_to_the_lease_put_is_read_back_as_our_own_lease: s3, moto);
+async fn a_lost_answer_to_the_lease_put_is_read_back_as_our_own_lease(backend: Backend) {
+    let rig = rig(backend, 3).await;
+    let lost = rig
+        .relay
+        .arm(Rule::new("PUT", "dst/_shardsync/lock.json", Action::LoseAnswer));
+    let outcome = rig.sync("first sync").await;
+    assert_eq!(lost.fired(), 1, "{backend:?}: {}", rig.relay.log());
+    rig.assert_synced(&outcome, 4, "first sync").await;
 }
 
-#[tokio::test]
-async fn a_lost_answer_to_the_probe_puts_still_finds_the_protection_enforced() {
-    for backend in BACKENDS {
-        let rig = rig(backend, 2).await;
-        // Both writes of the probe: the create, and the second create the store must refuse.
-        let lost = rig.relay.arm(
-            Rule::new("PUT", "dst/_shardsync/probe-", Action::LoseAnswer)
-                .unless("probe-checksum")
-                .times(2),
-        );
-        let outcome = rig.sync("first sync").await;
-        assert_eq!(lost.fired(), 2, "{backend:?}: {}", rig.relay.log());
-        rig.assert_synced(&outcome, 3, "first sync").await;
-    }
+backend_tests!(a_lost_answer_to_the_probe_puts_still_finds_the_protection_enforced: s3, moto);
+async fn a_lost_answer_to_the_probe_puts_still_finds_the_protection_enforced(backend: Backend) {
+    let rig = rig(backend, 2).await;
+    // Both writes of the probe: the create, and the second create the store must refuse.
+    let lost = rig.relay.arm(
+        Rule::new("PUT", "dst/_shardsync/probe-", Action::LoseAnswer)
+            .unless("probe-checksum")
+            .times(2),
+    );
+    let outcome = rig.sync("first sync").await;
+    assert_eq!(lost.fired(), 2, "{backend:?}: {}", rig.relay.log());
+    rig.assert_synced(&outcome, 3, "first sync").await;
 }
 
-#[tokio::test]
-async fn a_lost_answer_to_the_manifest_commit_is_read_back_not_reported_as_a_conflict() {
-    for backend in BACKENDS {
-        let rig = rig(backend, 3).await;
-        // The first commit is a create (If-None-Match: *).
-        let created = rig.relay.arm(Rule::new(
-            "PUT",
-            "dst/_shardsync/manifest.json",
-            Action::LoseAnswer,
-        ));
-        let outcome = rig.sync("first sync").await;
-        assert_eq!(created.fired(), 1, "{backend:?}: {}", rig.relay.log());
-        rig.assert_synced(&outcome, 4, "first sync").await;
-        // The next is a compare-and-swap (If-Match) on the version just written.
-        rig.add_shard(3).await;
-        let swapped = rig.relay.arm(Rule::new(
-            "PUT",
-            "dst/_shardsync/manifest.json",
-            Action::LoseAnswer,
-        ));
-        let outcome = rig.sync("incremental sync").await;
-        assert_eq!(swapped.fired(), 1, "{backend:?}: {}", rig.relay.log());
-        rig.assert_synced(&outcome, 1, "incremental sync").await;
-    }
+backend_tests!(a_lost_answer_to_the_manifest_commit_is_read_back_not_reported_as_a_conflict: s3, moto);
+async fn a_lost_answer_to_the_manifest_commit_is_read_back_not_reported_as_a_conflict(backend: Backend) {
+    let rig = rig(backend, 3).await;
+    // The first commit is a create (If-None-Match: *).
+    let created = rig.relay.arm(Rule::new(
+        "PUT",
+        "dst/_shardsync/manifest.json",
+        Action::LoseAnswer,
+    ));
+    let outcome = rig.sync("first sync").await;
+    assert_eq!(created.fired(), 1, "{backend:?}: {}", rig.relay.log());
+    rig.assert_synced(&outcome, 4, "first sync").await;
+    // The next is a compare-and-swap (If-Match) on the version just written.
+    rig.add_shard(3).await;
+    let swapped = rig.relay.arm(Rule::new(
+        "PUT",
+        "dst/_shardsync/manifest.json",
+        Action::LoseAnswer,
+    ));
+    let outcome = rig.sync("incremental sync").await;
+    assert_eq!(swapped.fired(), 1, "{backend:?}: {}", rig.relay.log());
+    rig.assert_synced(&outcome, 1, "incremental sync").await;
 }
 
-#[tokio::test]
-async fn a_truncated_manifest_body_on_a_rerun_is_read_again_and_the_sync_stays_incremental() {
-    for backend in BACKENDS {
-        let rig = rig(backend, 3).await;
-        let outcome = rig.sync("first sync").await;
-        rig.assert_synced(&outcome, 4, "first sync").await;
-        // Once (object_store resumes the body with a ranged GET), then more often than
-        // object_store resumes (shardsync reads the manifest again).
-        for (i, times) in [1, BEYOND_OBJECT_STORE].into_iter().enumerate() {
-            rig.add_shard(3 + i).await;
-            let cut = rig
-                .relay
-                .arm(Rule::new("GET", "dst/_shardsync/manifest.json", Action::CutBody).times(times));
-            let what = format!("re-run with {times} cut manifest bodies");
-            let outcome = rig.sync(&what).await;
-            assert_eq!(cut.fired(), times, "{backend:?} {what}: {}", rig.relay.log());
-            // Only the new shard is copied: the manifest was read, not taken as absent.
-            rig.assert_synced(&outcome, 1, &what).await;
-        }
-    }
-}
-
-#[tokio::test]
-async fn a_truncated_listing_body_is_listed_again() {
-    for backend in BACKENDS {
-        let rig = rig(backend, 3).await;
-        // object_store does not retry a listing whose body is cut; the first two listings of
-        // the destination (before the plan, and the one that proves the copies) are cut.
+backend_tests!(a_truncated_manifest_body_on_a_rerun_is_read_again_and_the_sync_stays_incremental: s3, moto);
+async fn a_truncated_manifest_body_on_a_rerun_is_read_again_and_the_sync_stays_incremental(backend: Backend) {
+    let rig = rig(backend, 3).await;
+    let outcome = rig.sync("first sync").await;
+    rig.assert_synced(&outcome, 4, "first sync").await;
+    // Once (object_store resumes the body with a ranged GET), then more often than
+    // object_store resumes (shardsync reads the manifest again).
+    for (i, times) in [1, BEYOND_OBJECT_STORE].into_iter().enumerate() {
+        rig.add_shard(3 + i).await;
         let cut = rig
             .relay
-            .arm(Rule::new("GET", "list-type=2", Action::CutBody).times(2));
-        let outcome = rig.sync("first sync").await;
-        assert_eq!(cut.fired(), 2, "{backend:?}: {}", rig.relay.log());
-        rig.assert_synced(&outcome, 4, "first sync").await;
-        rig.add_shard(3).await;
-        let cut = rig
-            .relay
-            .arm(Rule::new("GET", "list-type=2", Action::CutBody).times(2));
-        let outcome = rig.sync("incremental sync").await;
-        assert_eq!(cut.fired(), 2, "{backend:?}: {}", rig.relay.log());
-        rig.assert_synced(&outcome, 1, "incremental sync").await;
+            .arm(Rule::new("GET", "dst/_shardsync/manifest.json", Action::CutBody).times(times));
+        let what = format!("re-run with {times} cut manifest bodies");
+        let outcome = rig.sync(&what).await;
+        assert_eq!(cut.fired(), times, "{backend:?} {what}: {}", rig.relay.log());
+        // Only the new shard is copied: the manifest was read, not taken as absent.
+        rig.assert_synced(&outcome, 1, &what).await;
     }
 }
 
-#[tokio::test]
-async fn a_server_restart_of_two_seconds_during_the_commit_is_outlasted() {
-    for backend in BACKENDS {
-        let rig = rig(backend, 3).await;
-        let restart = rig.relay.arm(Rule::new(
-            "PUT",
-            "dst/_shardsync/manifest.json",
-            Action::Restart(Duration::from_secs(2)),
-        ));
-        let outcome = rig.sync("first sync").await;
-        let log = rig.relay.log();
-        assert_eq!(restart.fired(), 1, "{backend:?}: {log}");
-        // The commit that went down with the server was made again once it was back.
-        let back = log.find("(server back").expect("the server came back");
-        assert!(
-            log[back..]
-                .lines()
-                .any(|l| l.starts_with("PUT ") && l.ends_with("dst/_shardsync/manifest.json -> 200")),
-            "{backend:?}: {log}"
-        );
-        rig.assert_synced(&outcome, 4, "first sync").await;
-    }
+backend_tests!(a_truncated_listing_body_is_listed_again: s3, moto);
+async fn a_truncated_listing_body_is_listed_again(backend: Backend) {
+    let rig = rig(backend, 3).await;
+    // object_store does not retry a listing whose body is cut; the first two listings of
+    // the destination (before the plan, and the one that proves the copies) are cut.
+    let cut = rig
+        .relay
+        .arm(Rule::new("GET", "list-type=2", Action::CutBody).times(2));
+    let outcome = rig.sync("first sync").await;
+    assert_eq!(cut.fired(), 2, "{backend:?}: {}", rig.relay.log());
+    rig.assert_synced(&outcome, 4, "first sync").await;
+    rig.add_shard(3).await;
+    let cut = rig
+        .relay
+        .arm(Rule::new("GET", "list-type=2", Action::CutBody).times(2));
+    let outcome = rig.sync("incremental sync").await;
+    assert_eq!(cut.fired(), 2, "{backend:?}: {}", rig.relay.log());
+    rig.assert_synced(&outcome, 1, "incremental sync").await;
+}
+
+backend_tests!(a_server_restart_of_two_seconds_during_the_commit_is_outlasted: s3, moto);
+async fn a_server_restart_of_two_seconds_during_the_commit_is_outlasted(backend: Backend) {
+    let rig = rig(backend, 3).await;
+    let restart = rig.relay.arm(Rule::new(
+        "PUT",
+        "dst/_shardsync/manifest.json",
+        Action::Restart(Duration::from_secs(2)),
+    ));
+    let outcome = rig.sync("first sync").await;
+    let log = rig.relay.log();
+    assert_eq!(restart.fired(), 1, "{backend:?}: {log}");
+    // The commit that went down with the server was made again once it was back.
+    let back = log.find("(server back").expect("the server came back");
+    assert!(
+        log[back..]
+            .lines()
+            .any(|l| l.starts_with("PUT ") && l.ends_with("dst/_shardsync/manifest.json -> 200")),
+        "{backend:?}: {log}"
+    );
+    rig.assert_synced(&outcome, 4, "first sync").await;
 }
 
 #[tokio::test]
@@ -342,47 +328,47 @@ async fn the_binary_survives_every_control_plane_fault_in_one_run_and_its_rerun(
         .expect("a committed manifest");
 }
 
-#[tokio::test]
-async fn lost_answers_to_the_checksum_probe_do_not_decide_whether_the_server_validates_checksums() {
-    for backend in BACKENDS {
-        let rig = rig(backend, 3).await;
-        // The probe PUT is unconditional, so object_store sends it again by itself; lose more
-        // answers than it sends.
-        let lost = rig.relay.arm(
-            Rule::new("PUT", "dst/_shardsync/probe-checksum-", Action::LoseAnswer).times(BEYOND_OBJECT_STORE),
-        );
-        let outcome = rig.sync("first sync").await;
-        assert_eq!(
-            lost.fired(),
-            BEYOND_OBJECT_STORE,
-            "{backend:?}: {}",
-            rig.relay.log()
-        );
-        rig.assert_synced(&outcome, 4, "first sync").await;
-        let r = &outcome.report;
-        let warned = r
-            .warnings
-            .iter()
-            .any(|w| w.contains("request checksum did not match"));
-        match backend {
-            // s3s-fs refuses a PUT whose SHA-256 request checksum is wrong.
-            Backend::S3 => {
-                assert!(
-                    !warned,
-                    "{backend:?}: no answer taken for 'accepts': {:?}",
-                    r.warnings
-                );
-                assert_eq!(r.proofs.rehash, 0, "{backend:?}: {:?}", r.proofs);
-            }
-            // moto accepts it: its ETags prove nothing, so every copy must be read back.
-            _ => {
-                assert!(
-                    warned,
-                    "{backend:?}: no answer taken for 'validates': {:?}",
-                    r.warnings
-                );
-                assert_eq!(r.proofs.rehash, 4, "{backend:?}: {:?}", r.proofs);
-            }
+backend_tests!(lost_answers_to_the_checksum_probe_do_not_decide_whether_the_server_validates_checksums: s3, moto);
+async fn lost_answers_to_the_checksum_probe_do_not_decide_whether_the_server_validates_checksums(
+    backend: Backend,
+) {
+    let rig = rig(backend, 3).await;
+    // The probe PUT is unconditional, so object_store sends it again by itself; lose more
+    // answers than it sends.
+    let lost = rig.relay.arm(
+        Rule::new("PUT", "dst/_shardsync/probe-checksum-", Action::LoseAnswer).times(BEYOND_OBJECT_STORE),
+    );
+    let outcome = rig.sync("first sync").await;
+    assert_eq!(
+        lost.fired(),
+        BEYOND_OBJECT_STORE,
+        "{backend:?}: {}",
+        rig.relay.log()
+    );
+    rig.assert_synced(&outcome, 4, "first sync").await;
+    let r = &outcome.report;
+    let warned = r
+        .warnings
+        .iter()
+        .any(|w| w.contains("request checksum did not match"));
+    match backend {
+        // s3s-fs refuses a PUT whose SHA-256 request checksum is wrong.
+        Backend::S3 => {
+            assert!(
+                !warned,
+                "{backend:?}: no answer taken for 'accepts': {:?}",
+                r.warnings
+            );
+            assert_eq!(r.proofs.rehash, 0, "{backend:?}: {:?}", r.proofs);
+        }
+        // moto accepts it: its ETags prove nothing, so every copy must be read back.
+        _ => {
+            assert!(
+                warned,
+                "{backend:?}: no answer taken for 'validates': {:?}",
+                r.warnings
+            );
+            assert_eq!(r.proofs.rehash, 4, "{backend:?}: {:?}", r.proofs);
         }
     }
 }

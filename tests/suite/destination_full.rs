@@ -25,48 +25,46 @@ fn filling_up(ds: &Dataset, writes: usize) -> (Dataset, Arc<FaultStore>) {
     (d, f)
 }
 
-#[tokio::test]
-async fn a_full_destination_stops_new_copies_and_says_why_once() {
-    for backend in Backend::all() {
-        let env = Env::new(backend).await;
-        let src = env.open("a");
-        write_demo(&src, SHARDS, 50, 3).await;
-        let built = manifest::build_manifest(&src, None, &BuildOptions::default())
-            .await
-            .unwrap();
-        manifest::save(&src, &built.manifest).await.unwrap();
-        let dst = env.open("b");
-        let (full, faults) = filling_up(&dst, 3);
-        let opts = SyncOptions::default().with_concurrency(AT_ONCE);
+backend_tests!(a_full_destination_stops_new_copies_and_says_why_once);
+async fn a_full_destination_stops_new_copies_and_says_why_once(backend: Backend) {
+    let env = Env::new(backend).await;
+    let src = env.open("a");
+    write_demo(&src, SHARDS, 50, 3).await;
+    let built = manifest::build_manifest(&src, None, &BuildOptions::default())
+        .await
+        .unwrap();
+    manifest::save(&src, &built.manifest).await.unwrap();
+    let dst = env.open("b");
+    let (full, faults) = filling_up(&dst, 3);
+    let opts = SyncOptions::default().with_concurrency(AT_ONCE);
 
-        let outcome = sync_incomplete(&src, &full, &opts).await;
-        let r = &outcome.report;
-        // Without the stop, each of the 13 remaining shards would be tried and fail.
-        assert!(faults.injected() > 0, "{backend:?}: the store never filled up");
-        assert!(
-            faults.injected() <= AT_ONCE,
-            "{backend:?}: {} writes tried after the destination was full",
-            faults.injected()
-        );
-        assert!(
-            r.shards_failed >= 1 && r.shards_failed <= AT_ONCE as u64,
-            "{backend:?}: {r:?}"
-        );
-        assert!(r.shards_not_started > 0, "{backend:?}: {r:?}");
-        assert!(!r.interrupted, "{backend:?}: not the user's Ctrl-C: {r:?}");
-        let said: Vec<&String> = r
-            .warnings
-            .iter()
-            .filter(|w| w.contains("refused writes"))
-            .collect();
-        assert_eq!(said.len(), 1, "{backend:?}: {:?}", r.warnings);
-        assert!(said[0].contains("No space left"), "{}", said[0]);
-        assert!(!r.consistent);
-        assert_manifest_holds(&dst, &format!("{backend:?}: after the disk filled")).await;
+    let outcome = sync_incomplete(&src, &full, &opts).await;
+    let r = &outcome.report;
+    // Without the stop, each of the 13 remaining shards would be tried and fail.
+    assert!(faults.injected() > 0, "{backend:?}: the store never filled up");
+    assert!(
+        faults.injected() <= AT_ONCE,
+        "{backend:?}: {} writes tried after the destination was full",
+        faults.injected()
+    );
+    assert!(
+        r.shards_failed >= 1 && r.shards_failed <= AT_ONCE as u64,
+        "{backend:?}: {r:?}"
+    );
+    assert!(r.shards_not_started > 0, "{backend:?}: {r:?}");
+    assert!(!r.interrupted, "{backend:?}: not the user's Ctrl-C: {r:?}");
+    let said: Vec<&String> = r
+        .warnings
+        .iter()
+        .filter(|w| w.contains("refused writes"))
+        .collect();
+    assert_eq!(said.len(), 1, "{backend:?}: {:?}", r.warnings);
+    assert!(said[0].contains("No space left"), "{}", said[0]);
+    assert!(!r.consistent);
+    assert_manifest_holds(&dst, &format!("{backend:?}: after the disk filled")).await;
 
-        // Space freed: the same sync finishes what was not done.
-        let done = sync_outcome(&src, &dst, &SyncOptions::default()).await;
-        assert!(done.report.consistent, "{backend:?}: {:?}", done.report);
-        assert_eq!(snapshot(&src).await, snapshot(&dst).await, "{backend:?}");
-    }
+    // Space freed: the same sync finishes what was not done.
+    let done = sync_outcome(&src, &dst, &SyncOptions::default()).await;
+    assert!(done.report.consistent, "{backend:?}: {:?}", done.report);
+    assert_eq!(snapshot(&src).await, snapshot(&dst).await, "{backend:?}");
 }

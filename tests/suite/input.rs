@@ -350,55 +350,53 @@ async fn explicit_options_beat_the_environment() {
     );
 }
 
-#[tokio::test]
-async fn hash_percent_and_question_in_a_root_are_key_characters() {
-    for backend in Backend::all() {
-        let env = Env::new(backend).await;
-        let what = format!("{backend:?}");
-        let (root, url) = match backend {
-            // '?' starts a query in an s3://, az:// or memory:// URL and is refused there.
-            Backend::S3 | Backend::Moto | Backend::Azurite | Backend::Memory => {
-                ("runs/exp#3/100%25", env.url("runs/exp#3/100%25"))
-            }
-            Backend::Local => ("runs/exp#3/q?x=1/100%25", env.url("runs/exp#3/q?x=1/100%25")),
-        };
-        let ds = env.open(root);
-        assert!(ds.root.as_ref().ends_with(root), "{what}: root {}", ds.root);
-        write_demo(&ds, 2, 50, 3).await;
-        // A decoy where a cut or decoded URL would land.
-        put(&env.open("runs/exp"), "decoy.json", &b"{}"[..]).await;
+backend_tests!(hash_percent_and_question_in_a_root_are_key_characters);
+async fn hash_percent_and_question_in_a_root_are_key_characters(backend: Backend) {
+    let env = Env::new(backend).await;
+    let what = format!("{backend:?}");
+    let (root, url) = match backend {
+        // '?' starts a query in an s3://, az:// or memory:// URL and is refused there.
+        Backend::S3 | Backend::Moto | Backend::Azurite | Backend::Memory => {
+            ("runs/exp#3/100%25", env.url("runs/exp#3/100%25"))
+        }
+        Backend::Local => ("runs/exp#3/q?x=1/100%25", env.url("runs/exp#3/q?x=1/100%25")),
+    };
+    let ds = env.open(root);
+    assert!(ds.root.as_ref().ends_with(root), "{what}: root {}", ds.root);
+    write_demo(&ds, 2, 50, 3).await;
+    // A decoy where a cut or decoded URL would land.
+    put(&env.open("runs/exp"), "decoy.json", &b"{}"[..]).await;
 
-        let built = shardsync::manifest::build_manifest(&ds, None, &Default::default())
-            .await
-            .expect("build");
-        assert_eq!(
-            built.manifest.totals.files, 3,
-            "{what}: only the typed root's objects"
+    let built = shardsync::manifest::build_manifest(&ds, None, &Default::default())
+        .await
+        .expect("build");
+    assert_eq!(
+        built.manifest.totals.files, 3,
+        "{what}: only the typed root's objects"
+    );
+    if backend != Backend::Memory {
+        let mut a = s(&["manifest", "build", &url]);
+        a.extend(env.cli_options("--opt"));
+        let r = run(&a).await;
+        assert_eq!(r.code, Some(0), "{what}: {r:?}");
+        assert!(
+            r.stdout.contains(&format!("{root}/_shardsync/manifest.json")),
+            "{what}: {}",
+            r.stdout
         );
-        if backend != Backend::Memory {
-            let mut a = s(&["manifest", "build", &url]);
-            a.extend(env.cli_options("--opt"));
-            let r = run(&a).await;
-            assert_eq!(r.code, Some(0), "{what}: {r:?}");
-            assert!(
-                r.stdout.contains(&format!("{root}/_shardsync/manifest.json")),
-                "{what}: {}",
-                r.stdout
-            );
-            assert!(
-                committed(&ds).await.is_some(),
-                "{what}: manifest under the typed root"
-            );
-            assert!(
-                committed(&env.open("runs/exp")).await.is_none(),
-                "{what}: not under a cut root"
-            );
-        }
-        if backend == Backend::Local {
-            let file_url = format!("file://{}", env.tmp.path().join(root).display());
-            let r = run(s(&["verify", &file_url])).await;
-            assert_eq!(r.code, Some(0), "{what}: file:// as typed: {r:?}");
-        }
+        assert!(
+            committed(&ds).await.is_some(),
+            "{what}: manifest under the typed root"
+        );
+        assert!(
+            committed(&env.open("runs/exp")).await.is_none(),
+            "{what}: not under a cut root"
+        );
+    }
+    if backend == Backend::Local {
+        let file_url = format!("file://{}", env.tmp.path().join(root).display());
+        let r = run(s(&["verify", &file_url])).await;
+        assert_eq!(r.code, Some(0), "{what}: file:// as typed: {r:?}");
     }
 }
 
@@ -490,9 +488,9 @@ async fn raw_put_folder(srv: &S3Server, key: &str) {
     assert!(resp.status().is_success(), "PUT {key}: {}", resp.status());
 }
 
+/// The in-process server, with folder markers PUT as consoles do.
 #[tokio::test]
-async fn folder_markers_never_fail_a_build_or_a_sync() {
-    // The in-process server, with markers PUT as consoles do.
+async fn folder_markers_put_on_the_s3_server_never_fail_a_cli_sync() {
     let env = Env::new(Backend::S3).await;
     let srv = env.server.as_ref().expect("s3");
     let src = env.open("src");
@@ -507,86 +505,85 @@ async fn folder_markers_never_fail_a_build_or_a_sync() {
     a.extend(env.cli_options("--src-opt"));
     let r = run(&a).await;
     assert_eq!(r.code, Some(0), "s3s-fs markers: {r:?}");
-
-    // What AWS S3 lists for them, over every backend as the source.
-    for backend in Backend::all() {
-        let env = Env::new(backend).await;
-        let what = format!("{backend:?}");
-        let inner = env.open("src");
-        write_demo(&inner, 2, 50, 5).await;
-        let markers = ["empty-folder", "shards", "shards/nested"]
-            .map(|m| inner.key(m))
-            .to_vec();
-        let store: Arc<dyn ObjectStore> = Arc::new(ConsoleFolders {
-            inner: inner.store.clone(),
-            markers,
-        });
-        let src = Dataset::from_store(store, inner.root.clone(), inner.url.clone(), StoreBackend::S3);
-        let listing = shardsync::listing::list_dataset(&src).await.expect("list");
-        assert_eq!(listing.folder_markers, 3, "{what}");
-        let built = shardsync::manifest::build_manifest(&src, None, &Default::default())
-            .await
-            .expect("build");
-        assert_eq!(built.manifest.totals.files, 3, "{what}: markers are not objects");
-        let dst = env.open("dst");
-        let out = sync(&src, &dst, &SyncOptions::default()).await.expect("sync");
-        assert!(
-            out.report.consistent && out.report.shards_failed == 0,
-            "{what}: {:?}",
-            out.report
-        );
-        assert_eq!(paths(&dst).await.len(), 3, "{what}: no marker copied");
-    }
 }
 
-#[tokio::test]
-async fn keys_that_cannot_be_carried_are_named_and_the_rest_syncs() {
-    for backend in Backend::all() {
-        let env = Env::new(backend).await;
-        let what = format!("{backend:?}");
-        let src = env.open("src");
-        write_demo(&src, 2, 50, 6).await;
-        let odd = ["odd\\name.json", "c1\u{9b}2J.json"];
-        for k in odd {
-            src.store
-                .put(
-                    &Path::parse(format!("{}/{k}", src.root.as_ref())).expect("key"),
-                    PutPayload::from_static(b"x"),
-                )
-                .await
-                .expect("put odd key");
-        }
-        // Azure stores a backslash in a blob name as '/': that key is odd/name.json there,
-        // which is carried.
-        let odd_kept = if backend == Backend::Azurite { 1 } else { 2 };
-        let dst = env.open("dst");
-        let out = sync(&src, &dst, &SyncOptions::default()).await.expect("sync");
-        assert!(out.report.consistent, "{what}");
-        assert_eq!(paths(&dst).await.len(), 5 - odd_kept, "{what}: the rest synced");
-        let w = out.report.warnings.join("\n");
-        assert!(
-            w.contains(&format!("{odd_kept} key(s) not carried"))
-                && (odd_kept == 1 || w.contains("odd\\\\name.json")),
-            "{what}: {w}"
-        );
-        assert!(
-            !w.contains('\u{9b}') && w.contains("\\u{9b}"),
-            "{what}: escaped: {w}"
-        );
+backend_tests!(folder_markers_never_fail_a_build_or_a_sync);
+/// What AWS S3 lists for folder markers, with every backend as the source.
+async fn folder_markers_never_fail_a_build_or_a_sync(backend: Backend) {
+    let env = Env::new(backend).await;
+    let what = format!("{backend:?}");
+    let inner = env.open("src");
+    write_demo(&inner, 2, 50, 5).await;
+    let markers = ["empty-folder", "shards", "shards/nested"]
+        .map(|m| inner.key(m))
+        .to_vec();
+    let store: Arc<dyn ObjectStore> = Arc::new(ConsoleFolders {
+        inner: inner.store.clone(),
+        markers,
+    });
+    let src = Dataset::from_store(store, inner.root.clone(), inner.url.clone(), StoreBackend::S3);
+    let listing = shardsync::listing::list_dataset(&src).await.expect("list");
+    assert_eq!(listing.folder_markers, 3, "{what}");
+    let built = shardsync::manifest::build_manifest(&src, None, &Default::default())
+        .await
+        .expect("build");
+    assert_eq!(built.manifest.totals.files, 3, "{what}: markers are not objects");
+    let dst = env.open("dst");
+    let out = sync(&src, &dst, &SyncOptions::default()).await.expect("sync");
+    assert!(
+        out.report.consistent && out.report.shards_failed == 0,
+        "{what}: {:?}",
+        out.report
+    );
+    assert_eq!(paths(&dst).await.len(), 3, "{what}: no marker copied");
+}
 
-        let strict = SyncOptions {
-            strict: true,
-            ..SyncOptions::default()
-        };
-        match sync(&src, &env.open("dst2"), &strict).await {
-            Err(Error::UnsupportedKeys { count, .. }) if count == odd_kept => {}
-            other => panic!("{what}: --strict: {other:?}"),
-        }
-        assert!(
-            paths(&env.open("dst2")).await.is_empty(),
-            "{what}: strict wrote nothing"
-        );
+backend_tests!(keys_that_cannot_be_carried_are_named_and_the_rest_syncs);
+async fn keys_that_cannot_be_carried_are_named_and_the_rest_syncs(backend: Backend) {
+    let env = Env::new(backend).await;
+    let what = format!("{backend:?}");
+    let src = env.open("src");
+    write_demo(&src, 2, 50, 6).await;
+    let odd = ["odd\\name.json", "c1\u{9b}2J.json"];
+    for k in odd {
+        src.store
+            .put(
+                &Path::parse(format!("{}/{k}", src.root.as_ref())).expect("key"),
+                PutPayload::from_static(b"x"),
+            )
+            .await
+            .expect("put odd key");
     }
+    // Azure stores a backslash in a blob name as '/': that key is odd/name.json there,
+    // which is carried.
+    let odd_kept = if backend == Backend::Azurite { 1 } else { 2 };
+    let dst = env.open("dst");
+    let out = sync(&src, &dst, &SyncOptions::default()).await.expect("sync");
+    assert!(out.report.consistent, "{what}");
+    assert_eq!(paths(&dst).await.len(), 5 - odd_kept, "{what}: the rest synced");
+    let w = out.report.warnings.join("\n");
+    assert!(
+        w.contains(&format!("{odd_kept} key(s) not carried"))
+            && (odd_kept == 1 || w.contains("odd\\\\name.json")),
+        "{what}: {w}"
+    );
+    assert!(
+        !w.contains('\u{9b}') && w.contains("\\u{9b}"),
+        "{what}: escaped: {w}"
+    );
+
+    let strict = SyncOptions {
+        strict: true,
+        ..SyncOptions::default()
+    };
+    match sync(&src, &env.open("dst2"), &strict).await {
+        Err(Error::UnsupportedKeys { count, .. }) if count == odd_kept => {}
+        other => panic!("{what}: --strict: {other:?}"),
+    }
+    assert!(
+        paths(&env.open("dst2")).await.is_empty(),
+        "{what}: strict wrote nothing"
+    );
 }
 
 #[tokio::test]

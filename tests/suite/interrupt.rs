@@ -129,51 +129,49 @@ async fn sigint_mid_copy_aborts_the_upload_commits_only_verified_shards_and_exit
     assert_eq!(m.get("z-big.bin").unwrap().sha256, crate::harness::sha256(&big));
 }
 
-#[tokio::test]
-async fn dropping_a_sync_future_releases_its_lease() {
-    for backend in Backend::all() {
-        let env = Env::new(backend).await;
-        let what = format!("{backend:?}");
-        let (src, dst) = (env.open("src"), env.open("dst"));
-        write_demo(&src, 3, 50, 4).await;
-        let faults = FaultStore::new(
-            src.store.clone(),
-            Schedule {
-                matching: vec![".parquet".into()],
-                ..Schedule::default()
-            },
-        );
-        let reached = Arc::new(tokio::sync::Notify::new());
-        let r = reached.clone();
-        faults.set_before_get(Arc::new(move |_| {
-            let r = r.clone();
-            Box::pin(async move {
-                r.notify_one();
-                futures::future::pending::<()>().await
-            })
-        }));
-        let held = Dataset::from_store(faults, src.root.clone(), src.url.clone(), src.backend);
-        let opts = SyncOptions::default();
-        let mut fut = Box::pin(sync(&held, &dst, &opts));
-        tokio::select! {
-            r = &mut fut => panic!("{what}: the held sync ended: {:?}", r.err()),
-            _ = reached.notified() => {}
-        }
-        let lock = dst.key("_shardsync/lock.json");
-        assert!(
-            dst.store.head(&lock).await.is_ok(),
-            "{what}: the sync holds its lease"
-        );
-        drop(fut);
-        let gone = eventually(|| {
-            let (store, lock) = (dst.store.clone(), lock.clone());
-            async move { store.head(&lock).await.is_err() }
+backend_tests!(dropping_a_sync_future_releases_its_lease);
+async fn dropping_a_sync_future_releases_its_lease(backend: Backend) {
+    let env = Env::new(backend).await;
+    let what = format!("{backend:?}");
+    let (src, dst) = (env.open("src"), env.open("dst"));
+    write_demo(&src, 3, 50, 4).await;
+    let faults = FaultStore::new(
+        src.store.clone(),
+        Schedule {
+            matching: vec![".parquet".into()],
+            ..Schedule::default()
+        },
+    );
+    let reached = Arc::new(tokio::sync::Notify::new());
+    let r = reached.clone();
+    faults.set_before_get(Arc::new(move |_| {
+        let r = r.clone();
+        Box::pin(async move {
+            r.notify_one();
+            futures::future::pending::<()>().await
         })
-        .await;
-        assert!(gone, "{what}: the dropped sync's lease is still there");
-        // And nothing false is claimed: a sync from the real source finishes the job.
-        sync(&src, &dst, &opts).await.unwrap().into_consistent().unwrap();
+    }));
+    let held = Dataset::from_store(faults, src.root.clone(), src.url.clone(), src.backend);
+    let opts = SyncOptions::default();
+    let mut fut = Box::pin(sync(&held, &dst, &opts));
+    tokio::select! {
+        r = &mut fut => panic!("{what}: the held sync ended: {:?}", r.err()),
+        _ = reached.notified() => {}
     }
+    let lock = dst.key("_shardsync/lock.json");
+    assert!(
+        dst.store.head(&lock).await.is_ok(),
+        "{what}: the sync holds its lease"
+    );
+    drop(fut);
+    let gone = eventually(|| {
+        let (store, lock) = (dst.store.clone(), lock.clone());
+        async move { store.head(&lock).await.is_err() }
+    })
+    .await;
+    assert!(gone, "{what}: the dropped sync's lease is still there");
+    // And nothing false is claimed: a sync from the real source finishes the job.
+    sync(&src, &dst, &opts).await.unwrap().into_consistent().unwrap();
 }
 
 #[test]

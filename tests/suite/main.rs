@@ -5,9 +5,12 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+// First, so that its `backend_tests!` is in scope in every module below.
+#[macro_use]
+mod backends;
+
 mod aws_profiles;
 mod azure;
-mod backends;
 mod check;
 mod cli;
 mod control_faults;

@@ -65,78 +65,77 @@ async fn assert_entries_match_bytes(ds: &Dataset, m: &shardsync::Manifest, what:
     }
 }
 
-#[tokio::test]
-async fn manifest_records_the_sha256_rows_and_row_groups_an_independent_reader_sees() {
-    for backend in Backend::all() {
-        let env = Env::new(backend).await;
-        let ds = env.open("ds");
-        write_demo(&ds, 3, 300, 7).await;
-        // 2,100 rows at 1,024 rows per group: three row groups.
-        put(&ds, &shard_name(9), shard_bytes(9, 2100, 7).unwrap()).await;
+backend_tests!(manifest_records_the_sha256_rows_and_row_groups_an_independent_reader_sees);
+async fn manifest_records_the_sha256_rows_and_row_groups_an_independent_reader_sees(backend: Backend) {
+    let env = Env::new(backend).await;
+    let ds = env.open("ds");
+    write_demo(&ds, 3, 300, 7).await;
+    // 2,100 rows at 1,024 rows per group: three row groups.
+    put(&ds, &shard_name(9), shard_bytes(9, 2100, 7).unwrap()).await;
 
-        let built = build(&ds).await;
-        let m = &built.manifest;
-        let what = format!("{backend:?}");
-        let paths: Vec<&str> = m.shards.iter().map(|e| e.path.as_str()).collect();
-        assert_eq!(
-            paths,
-            [
-                "dataset_info.json",
-                "train/part-00000.parquet",
-                "train/part-00001.parquet",
-                "train/part-00002.parquet",
-                "train/part-00009.parquet",
-            ],
-            "{what}"
-        );
-        assert_entries_match_bytes(&ds, m, &what).await;
-        assert_eq!(
-            m.get("train/part-00009.parquet").unwrap().row_groups,
-            Some(3),
-            "{what}"
-        );
-        let schemas: std::collections::HashSet<_> =
-            m.shards.iter().filter_map(|e| e.schema.clone()).collect();
-        assert_eq!(
-            schemas.len(),
-            1,
-            "{what}: one schema across the demo shards: {schemas:?}"
-        );
+    let built = build(&ds).await;
+    let m = &built.manifest;
+    let what = format!("{backend:?}");
+    let paths: Vec<&str> = m.shards.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "dataset_info.json",
+            "train/part-00000.parquet",
+            "train/part-00001.parquet",
+            "train/part-00002.parquet",
+            "train/part-00009.parquet",
+        ],
+        "{what}"
+    );
+    assert_entries_match_bytes(&ds, m, &what).await;
+    assert_eq!(
+        m.get("train/part-00009.parquet").unwrap().row_groups,
+        Some(3),
+        "{what}"
+    );
+    let schemas: std::collections::HashSet<_> = m.shards.iter().filter_map(|e| e.schema.clone()).collect();
+    assert_eq!(
+        schemas.len(),
+        1,
+        "{what}: one schema across the demo shards: {schemas:?}"
+    );
 
-        assert_eq!(m.totals.files, 5, "{what}");
-        assert_eq!(m.totals.shards, 4, "{what}");
-        assert_eq!(m.totals.rows, 3 * 300 + 2100, "{what}");
-        assert_eq!(
-            m.totals.bytes,
-            m.shards.iter().map(|e| e.size).sum::<u64>(),
-            "{what}"
-        );
-        assert_eq!((built.hashed, built.reused), (5, 0), "{what}");
-        assert_eq!(built.bytes_hashed, m.totals.bytes, "{what}");
+    assert_eq!(m.totals.files, 5, "{what}");
+    assert_eq!(m.totals.shards, 4, "{what}");
+    assert_eq!(m.totals.rows, 3 * 300 + 2100, "{what}");
+    assert_eq!(
+        m.totals.bytes,
+        m.shards.iter().map(|e| e.size).sum::<u64>(),
+        "{what}"
+    );
+    assert_eq!((built.hashed, built.reused), (5, 0), "{what}");
+    assert_eq!(built.bytes_hashed, m.totals.bytes, "{what}");
 
-        // The digest is SHA-256 over the sorted `path \t size \t sha256 \n` lines.
-        let lines: String = m
-            .shards
-            .iter()
-            .map(|e| format!("{}\t{}\t{}\n", e.path, e.size, e.sha256))
-            .collect();
-        assert_eq!(m.digest, sha256(lines.as_bytes()), "{what}");
-        assert_eq!(m.digest, digest_of(&m.shards), "{what}");
+    // The digest is SHA-256 over the sorted `path \t size \t sha256 \n` lines.
+    let lines: String = m
+        .shards
+        .iter()
+        .map(|e| format!("{}\t{}\t{}\n", e.path, e.size, e.sha256))
+        .collect();
+    assert_eq!(m.digest, sha256(lines.as_bytes()), "{what}");
+    assert_eq!(m.digest, digest_of(&m.shards), "{what}");
 
-        // Saved under the dataset, and read back unchanged.
-        manifest::save(&ds, m).await.unwrap();
-        let raw = get(&ds, "_shardsync/manifest.json").await;
-        let json: serde_json::Value = serde_json::from_slice(&raw).unwrap();
-        assert_eq!(json["format"], "shardsync.manifest/v1", "{what}");
-        assert_eq!(json["digest"], m.digest.as_str(), "{what}");
-        let loaded = manifest::load(&ds).await.unwrap().expect("manifest").manifest;
-        assert_eq!(loaded.shards, m.shards, "{what}");
-        assert_eq!(loaded.digest, m.digest, "{what}");
-    }
+    // Saved under the dataset, and read back unchanged.
+    manifest::save(&ds, m).await.unwrap();
+    let raw = get(&ds, "_shardsync/manifest.json").await;
+    let json: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(json["format"], "shardsync.manifest/v1", "{what}");
+    assert_eq!(json["digest"], m.digest.as_str(), "{what}");
+    let loaded = manifest::load(&ds).await.unwrap().expect("manifest").manifest;
+    assert_eq!(loaded.shards, m.shards, "{what}");
+    assert_eq!(loaded.digest, m.digest, "{what}");
 }
 
-#[tokio::test]
-async fn nested_paths_and_names_with_spaces_and_non_ascii_are_recorded_relative_to_the_root() {
+backend_tests!(nested_paths_and_names_with_spaces_and_non_ascii_are_recorded_relative_to_the_root);
+async fn nested_paths_and_names_with_spaces_and_non_ascii_are_recorded_relative_to_the_root(
+    backend: Backend,
+) {
     // Written the way another tool names them (raw keys, real file names on disk).
     let names = [
         "a/b/c/deep.parquet",
@@ -146,186 +145,178 @@ async fn nested_paths_and_names_with_spaces_and_non_ascii_are_recorded_relative_
         "v1.0 #2 [final] 100%.parquet",
         "ünïcødé/日本語 データ.parquet",
     ];
-    for backend in Backend::all() {
-        let env = Env::new(backend).await;
-        let ds = env.open("ds");
-        // A sibling whose name extends the root's must not leak in, nor shardsync's own files.
-        let sibling = env.open("ds-other");
-        put(&sibling, "x.parquet", shard_bytes(0, 50, 1).unwrap()).await;
-        put(&ds, "_shardsync/leftover-probe", &b"probe"[..]).await;
-        for (i, n) in names.iter().enumerate() {
-            let bytes = if n.ends_with(".parquet") {
-                shard_bytes(i, 100 + i, 3).unwrap()
-            } else {
-                b"tokenizer notes".to_vec()
-            };
-            put_raw(&ds, n, bytes).await;
-        }
-        let what = format!("{backend:?}");
-        // The names really are these on disk (local folder, s3s-fs bucket directory).
-        let disk_root = match backend {
-            Backend::Local => Some(env.tmp.path().join("ds")),
-            Backend::S3 => Some(
-                env.server
-                    .as_ref()
-                    .unwrap()
-                    .root
-                    .join(crate::backends::BUCKET)
-                    .join("ds"),
-            ),
-            Backend::Memory | Backend::Moto | Backend::Azurite => None,
+    let env = Env::new(backend).await;
+    let ds = env.open("ds");
+    // A sibling whose name extends the root's must not leak in, nor shardsync's own files.
+    let sibling = env.open("ds-other");
+    put(&sibling, "x.parquet", shard_bytes(0, 50, 1).unwrap()).await;
+    put(&ds, "_shardsync/leftover-probe", &b"probe"[..]).await;
+    for (i, n) in names.iter().enumerate() {
+        let bytes = if n.ends_with(".parquet") {
+            shard_bytes(i, 100 + i, 3).unwrap()
+        } else {
+            b"tokenizer notes".to_vec()
         };
-        if let Some(root) = &disk_root {
-            for n in names {
-                assert!(
-                    root.join(n).is_file(),
-                    "{what}: {n} is not a file under {}",
-                    root.display()
-                );
-            }
+        put_raw(&ds, n, bytes).await;
+    }
+    let what = format!("{backend:?}");
+    // The names really are these on disk (local folder, s3s-fs bucket directory).
+    let disk_root = match backend {
+        Backend::Local => Some(env.tmp.path().join("ds")),
+        Backend::S3 => Some(
+            env.server
+                .as_ref()
+                .unwrap()
+                .root
+                .join(crate::backends::BUCKET)
+                .join("ds"),
+        ),
+        Backend::Memory | Backend::Moto | Backend::Azurite => None,
+    };
+    if let Some(root) = &disk_root {
+        for n in names {
+            assert!(
+                root.join(n).is_file(),
+                "{what}: {n} is not a file under {}",
+                root.display()
+            );
         }
-
-        let m = build(&ds).await.manifest;
-        let got: Vec<&str> = m.shards.iter().map(|e| e.path.as_str()).collect();
-        assert_eq!(
-            got, names,
-            "{what}: paths relative to the root, sorted, nothing else"
-        );
-        assert_entries_match_bytes(&ds, &m, &what).await;
-        let rows: u64 = (0..names.len() as u64).filter(|&i| i != 2).map(|i| 100 + i).sum();
-        assert_eq!(m.totals.rows, rows, "{what}");
-
-        // Save, then rebuild: the manifest is not an object of the dataset, and every name
-        // survives the round trip through JSON and the store.
-        manifest::save(&ds, &m).await.unwrap();
-        let again = build_manifest(&ds, Some(&m), &BuildOptions::default())
-            .await
-            .unwrap();
-        assert_eq!(again.manifest.shards, m.shards, "{what}");
-        assert_eq!((again.reused, again.hashed), (names.len(), 0), "{what}");
     }
+
+    let m = build(&ds).await.manifest;
+    let got: Vec<&str> = m.shards.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        got, names,
+        "{what}: paths relative to the root, sorted, nothing else"
+    );
+    assert_entries_match_bytes(&ds, &m, &what).await;
+    let rows: u64 = (0..names.len() as u64).filter(|&i| i != 2).map(|i| 100 + i).sum();
+    assert_eq!(m.totals.rows, rows, "{what}");
+
+    // Save, then rebuild: the manifest is not an object of the dataset, and every name
+    // survives the round trip through JSON and the store.
+    manifest::save(&ds, &m).await.unwrap();
+    let again = build_manifest(&ds, Some(&m), &BuildOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(again.manifest.shards, m.shards, "{what}");
+    assert_eq!((again.reused, again.hashed), (names.len(), 0), "{what}");
 }
 
-#[tokio::test]
-async fn empty_dataset_gets_an_empty_manifest_that_round_trips() {
-    for backend in Backend::all() {
-        let env = Env::new(backend).await;
-        let ds = env.open("empty");
-        // Only shardsync's own folder: still no objects.
-        put(&ds, "_shardsync/leftover-probe", &b"probe"[..]).await;
-        let built = build(&ds).await;
-        let m = &built.manifest;
-        let what = format!("{backend:?}");
-        assert!(m.shards.is_empty(), "{what}: {:?}", m.shards);
-        assert_eq!(
-            (m.totals.files, m.totals.shards, m.totals.bytes, m.totals.rows),
-            (0, 0, 0, 0)
-        );
-        assert_eq!(m.digest, sha256(b""), "{what}: the digest of no lines");
-        manifest::save(&ds, m).await.unwrap();
-        let loaded = manifest::load(&ds).await.unwrap().expect("manifest").manifest;
-        assert!(loaded.shards.is_empty(), "{what}");
-        assert_eq!(loaded.digest, m.digest, "{what}");
-    }
+backend_tests!(empty_dataset_gets_an_empty_manifest_that_round_trips);
+async fn empty_dataset_gets_an_empty_manifest_that_round_trips(backend: Backend) {
+    let env = Env::new(backend).await;
+    let ds = env.open("empty");
+    // Only shardsync's own folder: still no objects.
+    put(&ds, "_shardsync/leftover-probe", &b"probe"[..]).await;
+    let built = build(&ds).await;
+    let m = &built.manifest;
+    let what = format!("{backend:?}");
+    assert!(m.shards.is_empty(), "{what}: {:?}", m.shards);
+    assert_eq!(
+        (m.totals.files, m.totals.shards, m.totals.bytes, m.totals.rows),
+        (0, 0, 0, 0)
+    );
+    assert_eq!(m.digest, sha256(b""), "{what}: the digest of no lines");
+    manifest::save(&ds, m).await.unwrap();
+    let loaded = manifest::load(&ds).await.unwrap().expect("manifest").manifest;
+    assert!(loaded.shards.is_empty(), "{what}");
+    assert_eq!(loaded.digest, m.digest, "{what}");
 }
 
-#[tokio::test]
-async fn shard_larger_than_the_multipart_threshold_is_hashed_in_one_pass() {
+backend_tests!(shard_larger_than_the_multipart_threshold_is_hashed_in_one_pass);
+async fn shard_larger_than_the_multipart_threshold_is_hashed_in_one_pass(backend: Backend) {
     // 12 MiB (above the 5 and 8 MiB part sizes), 64 rows of 64 KiB per group: 3 row groups.
     let big = blob_parquet(12 * MIB, 64, 5);
     let expected_sha = sha256(&big);
     let (rows, groups) = parquet_rows(&big);
     assert_eq!((rows, groups), (192, 3));
-    for backend in Backend::all() {
-        let env = Env::new(backend).await;
-        let ds = env.open("big");
-        put(&ds, "train/big.parquet", big.clone()).await;
-        put(&ds, "vocab.bin", noise(3 * MIB + 17, 2)).await;
-        let (metered, meter) = InstrumentedStore::new(ds.store.clone()).wrap(&ds);
+    let env = Env::new(backend).await;
+    let ds = env.open("big");
+    put(&ds, "train/big.parquet", big.clone()).await;
+    put(&ds, "vocab.bin", noise(3 * MIB + 17, 2)).await;
+    let (metered, meter) = InstrumentedStore::new(ds.store.clone()).wrap(&ds);
 
-        let built = build(&metered).await;
-        let what = format!("{backend:?}");
-        let e = built.manifest.get("train/big.parquet").expect("entry");
-        assert_eq!(e.size, big.len() as u64, "{what}");
-        assert_eq!(e.sha256, expected_sha, "{what}");
-        assert_eq!((e.rows, e.row_groups), (Some(rows), Some(groups)), "{what}");
-        assert_entries_match_bytes(&ds, &built.manifest, &what).await;
+    let built = build(&metered).await;
+    let what = format!("{backend:?}");
+    let e = built.manifest.get("train/big.parquet").expect("entry");
+    assert_eq!(e.size, big.len() as u64, "{what}");
+    assert_eq!(e.sha256, expected_sha, "{what}");
+    assert_eq!((e.rows, e.row_groups), (Some(rows), Some(groups)), "{what}");
+    assert_entries_match_bytes(&ds, &built.manifest, &what).await;
 
-        // One streamed read per object; the footer came from the streamed tail.
-        let mut gets = meter.full_gets.lock().unwrap().clone();
-        gets.sort();
-        assert_eq!(
-            gets,
-            [
-                ds.key("train/big.parquet").to_string(),
-                ds.key("vocab.bin").to_string()
-            ],
-            "{what}"
-        );
-        assert!(
-            meter.ranged_gets.lock().unwrap().is_empty(),
-            "{what}: a second read of the footer"
-        );
-    }
+    // One streamed read per object; the footer came from the streamed tail.
+    let mut gets = meter.full_gets.lock().unwrap().clone();
+    gets.sort();
+    assert_eq!(
+        gets,
+        [
+            ds.key("train/big.parquet").to_string(),
+            ds.key("vocab.bin").to_string()
+        ],
+        "{what}"
+    );
+    assert!(
+        meter.ranged_gets.lock().unwrap().is_empty(),
+        "{what}: a second read of the footer"
+    );
 }
 
-#[tokio::test]
-async fn rebuild_reuses_unchanged_entries_and_rehashes_only_rewritten_objects() {
-    for backend in Backend::all() {
-        let env = Env::new(backend).await;
-        let ds = env.open("ds");
-        write_demo(&ds, 5, 300, 1).await;
-        let first = build(&ds).await.manifest;
-        manifest::save(&ds, &first).await.unwrap();
-        let what = format!("{backend:?}");
+backend_tests!(rebuild_reuses_unchanged_entries_and_rehashes_only_rewritten_objects);
+async fn rebuild_reuses_unchanged_entries_and_rehashes_only_rewritten_objects(backend: Backend) {
+    let env = Env::new(backend).await;
+    let ds = env.open("ds");
+    write_demo(&ds, 5, 300, 1).await;
+    let first = build(&ds).await.manifest;
+    manifest::save(&ds, &first).await.unwrap();
+    let what = format!("{backend:?}");
 
-        // One shard rewritten with new content.
-        let v2 = shard_bytes(2, 300, 99).unwrap();
-        put(&ds, &shard_name(2), v2.clone()).await;
-        let second = build_manifest(&ds, Some(&first), &BuildOptions::default())
-            .await
-            .unwrap();
-        assert_eq!((second.reused, second.hashed), (5, 1), "{what}");
-        assert_eq!(second.bytes_hashed, v2.len() as u64, "{what}");
-        let m2 = &second.manifest;
-        assert_eq!(m2.get(&shard_name(2)).unwrap().sha256, sha256(&v2), "{what}");
-        for e in first.shards.iter().filter(|e| e.path != shard_name(2)) {
-            assert_eq!(m2.get(&e.path), Some(e), "{what}: {} was reused as is", e.path);
-        }
-        assert_ne!(m2.digest, first.digest, "{what}");
-
-        // A rewrite that keeps the size (a timestamp-only tool could miss it) is re-hashed too.
-        let info = get(&ds, "dataset_info.json").await;
-        let mut same_size = info.to_vec();
-        same_size.reverse();
-        assert_ne!(same_size, info.to_vec());
-        put(&ds, "dataset_info.json", same_size.clone()).await;
-        let third = build_manifest(&ds, Some(m2), &BuildOptions::default())
-            .await
-            .unwrap();
-        assert_eq!((third.reused, third.hashed), (5, 1), "{what}");
-        assert_eq!(
-            third.manifest.get("dataset_info.json").unwrap().sha256,
-            sha256(&same_size),
-            "{what}"
-        );
-
-        // Nothing changed: nothing read.
-        let fourth = build_manifest(&ds, Some(&third.manifest), &BuildOptions::default())
-            .await
-            .unwrap();
-        assert_eq!(
-            (fourth.reused, fourth.hashed, fourth.bytes_hashed),
-            (6, 0, 0),
-            "{what}"
-        );
-        assert_eq!(fourth.manifest.shards, third.manifest.shards, "{what}");
-        assert_entries_match_bytes(&ds, &fourth.manifest, &what).await;
+    // One shard rewritten with new content.
+    let v2 = shard_bytes(2, 300, 99).unwrap();
+    put(&ds, &shard_name(2), v2.clone()).await;
+    let second = build_manifest(&ds, Some(&first), &BuildOptions::default())
+        .await
+        .unwrap();
+    assert_eq!((second.reused, second.hashed), (5, 1), "{what}");
+    assert_eq!(second.bytes_hashed, v2.len() as u64, "{what}");
+    let m2 = &second.manifest;
+    assert_eq!(m2.get(&shard_name(2)).unwrap().sha256, sha256(&v2), "{what}");
+    for e in first.shards.iter().filter(|e| e.path != shard_name(2)) {
+        assert_eq!(m2.get(&e.path), Some(e), "{what}: {} was reused as is", e.path);
     }
+    assert_ne!(m2.digest, first.digest, "{what}");
+
+    // A rewrite that keeps the size (a timestamp-only tool could miss it) is re-hashed too.
+    let info = get(&ds, "dataset_info.json").await;
+    let mut same_size = info.to_vec();
+    same_size.reverse();
+    assert_ne!(same_size, info.to_vec());
+    put(&ds, "dataset_info.json", same_size.clone()).await;
+    let third = build_manifest(&ds, Some(m2), &BuildOptions::default())
+        .await
+        .unwrap();
+    assert_eq!((third.reused, third.hashed), (5, 1), "{what}");
+    assert_eq!(
+        third.manifest.get("dataset_info.json").unwrap().sha256,
+        sha256(&same_size),
+        "{what}"
+    );
+
+    // Nothing changed: nothing read.
+    let fourth = build_manifest(&ds, Some(&third.manifest), &BuildOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        (fourth.reused, fourth.hashed, fourth.bytes_hashed),
+        (6, 0, 0),
+        "{what}"
+    );
+    assert_eq!(fourth.manifest.shards, third.manifest.shards, "{what}");
+    assert_entries_match_bytes(&ds, &fourth.manifest, &what).await;
 }
 
-#[tokio::test]
-async fn object_named_parquet_that_is_not_parquet_is_built_with_its_parquet_error() {
+backend_tests!(object_named_parquet_that_is_not_parquet_is_built_with_its_parquet_error);
+async fn object_named_parquet_that_is_not_parquet_is_built_with_its_parquet_error(backend: Backend) {
     let good = shard_bytes(0, 100, 1).unwrap();
     let mut bogus_footer = b"PAR1 not really parquet".to_vec();
     bogus_footer.extend_from_slice(&u32::MAX.to_le_bytes());
@@ -339,52 +330,53 @@ async fn object_named_parquet_that_is_not_parquet_is_built_with_its_parquet_erro
         ("train/bogus footer.parquet", bogus_footer),
         ("train/empty.parquet", Vec::new()),
     ];
-    for backend in Backend::all() {
-        let env = Env::new(backend).await;
-        for (i, (name, bytes)) in bad.iter().enumerate() {
-            let ds = env.open(&format!("ds{i}"));
-            write_demo(&ds, 2, 100, 1).await;
-            put(&ds, name, bytes.clone()).await;
-            let m = build_manifest(&ds, None, &BuildOptions::default())
-                .await
-                .unwrap_or_else(|e| panic!("{backend:?}: {name}: one odd shard aborted the build: {e}"))
-                .manifest;
-            assert_eq!(m.shards.len(), 4, "{backend:?}: every object has an entry");
-            let e = m.get(name).expect("entry");
-            assert_eq!(e.sha256, sha256(bytes), "{backend:?}: {name}");
-            assert_eq!(
-                (e.rows, e.row_groups, &e.schema),
-                (None, None, &None),
-                "{backend:?}"
-            );
-            assert!(e.parquet_error.is_some(), "{backend:?}: {name}: {e:?}");
-            let odd: Vec<&str> = m.parquet_errors().map(|e| e.path.as_str()).collect();
-            assert_eq!(odd, [*name], "{backend:?}");
-        }
+    let env = Env::new(backend).await;
+    for (i, (name, bytes)) in bad.iter().enumerate() {
+        let ds = env.open(&format!("ds{i}"));
+        write_demo(&ds, 2, 100, 1).await;
+        put(&ds, name, bytes.clone()).await;
+        let m = build_manifest(&ds, None, &BuildOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("{backend:?}: {name}: one odd shard aborted the build: {e}"))
+            .manifest;
+        assert_eq!(m.shards.len(), 4, "{backend:?}: every object has an entry");
+        let e = m.get(name).expect("entry");
+        assert_eq!(e.sha256, sha256(bytes), "{backend:?}: {name}");
+        assert_eq!(
+            (e.rows, e.row_groups, &e.schema),
+            (None, None, &None),
+            "{backend:?}"
+        );
+        assert!(e.parquet_error.is_some(), "{backend:?}: {name}: {e:?}");
+        let odd: Vec<&str> = m.parquet_errors().map(|e| e.path.as_str()).collect();
+        assert_eq!(odd, [*name], "{backend:?}");
     }
 }
 
-#[tokio::test]
-async fn unknown_scheme_and_bad_options_are_errors_that_name_them() {
-    for backend in Backend::all() {
-        let env = Env::new(backend).await;
-        let mut options = env.options();
-        options.push(("no_such_option".into(), "1".into()));
-        let err = Dataset::open(
-            &env.url("ds"),
-            &OpenOptions {
-                options,
-                create_local: true,
-            },
-        )
-        .expect_err("unknown option accepted");
-        match &err {
-            Error::InvalidOption { key, .. } => assert_eq!(key, "no_such_option", "{backend:?}"),
-            other => panic!("{backend:?}: expected InvalidOption, got {other:?}"),
-        }
-        assert!(err.to_string().contains("no_such_option"), "{backend:?}: {err}");
+backend_tests!(unknown_option_is_an_error_that_names_it);
+async fn unknown_option_is_an_error_that_names_it(backend: Backend) {
+    let env = Env::new(backend).await;
+    let mut options = env.options();
+    options.push(("no_such_option".into(), "1".into()));
+    let err = Dataset::open(
+        &env.url("ds"),
+        &OpenOptions {
+            options,
+            create_local: true,
+        },
+    )
+    .expect_err("unknown option accepted");
+    match &err {
+        Error::InvalidOption { key, .. } => assert_eq!(key, "no_such_option", "{backend:?}"),
+        other => panic!("{backend:?}: expected InvalidOption, got {other:?}"),
     }
+    assert!(err.to_string().contains("no_such_option"), "{backend:?}: {err}");
+}
 
+/// What no backend is asked about: a scheme shardsync does not know, an option without `=`,
+/// a local source folder that does not exist.
+#[tokio::test]
+async fn unknown_scheme_malformed_option_and_missing_folder_are_errors_that_name_them() {
     let err = Dataset::open("ftp://host/data", &OpenOptions::default()).expect_err("ftp accepted");
     assert!(matches!(err, Error::InvalidUrl { .. }), "{err:?}");
     assert!(err.to_string().contains("\"ftp\""), "{err}");
@@ -398,18 +390,18 @@ async fn unknown_scheme_and_bad_options_are_errors_that_name_them() {
     assert!(err.to_string().contains("no-such-folder"), "{err}");
 }
 
-#[tokio::test]
-async fn pyarrow_written_shard_records_the_sha256_sha256sum_prints_and_the_rows_pyarrow_reads() {
-    for backend in Backend::all() {
-        let env = Env::new(backend).await;
-        let ds = env.open("from-pyarrow");
-        put(&ds, "train/part-0.parquet", PYARROW_FIXTURE).await;
-        let m = build(&ds).await.manifest;
-        let e = m.get("train/part-0.parquet").expect("entry");
-        assert_eq!(e.sha256, PYARROW_SHA256, "{backend:?}");
-        assert_eq!(e.size, PYARROW_FIXTURE.len() as u64, "{backend:?}");
-        assert_eq!(e.rows, Some(PYARROW_ROWS), "{backend:?}");
-        assert_eq!(e.row_groups, Some(PYARROW_ROW_GROUPS), "{backend:?}");
-        assert_eq!(m.totals.rows, PYARROW_ROWS, "{backend:?}");
-    }
+backend_tests!(pyarrow_written_shard_records_the_sha256_sha256sum_prints_and_the_rows_pyarrow_reads);
+async fn pyarrow_written_shard_records_the_sha256_sha256sum_prints_and_the_rows_pyarrow_reads(
+    backend: Backend,
+) {
+    let env = Env::new(backend).await;
+    let ds = env.open("from-pyarrow");
+    put(&ds, "train/part-0.parquet", PYARROW_FIXTURE).await;
+    let m = build(&ds).await.manifest;
+    let e = m.get("train/part-0.parquet").expect("entry");
+    assert_eq!(e.sha256, PYARROW_SHA256, "{backend:?}");
+    assert_eq!(e.size, PYARROW_FIXTURE.len() as u64, "{backend:?}");
+    assert_eq!(e.rows, Some(PYARROW_ROWS), "{backend:?}");
+    assert_eq!(e.row_groups, Some(PYARROW_ROW_GROUPS), "{backend:?}");
+    assert_eq!(m.totals.rows, PYARROW_ROWS, "{backend:?}");
 }

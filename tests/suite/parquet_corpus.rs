@@ -201,53 +201,51 @@ fn paths_of(r: &Report, kind: FindingKind) -> Vec<String> {
     v
 }
 
-#[tokio::test]
-async fn corpus_is_built_synced_and_verified_whatever_its_footers_on_every_backend() {
+backend_tests!(corpus_is_built_synced_and_verified_whatever_its_footers_on_every_backend);
+async fn corpus_is_built_synced_and_verified_whatever_its_footers_on_every_backend(backend: Backend) {
     let odd = unreadable();
     assert!(odd.len() >= 8, "{odd:?}");
-    for backend in Backend::all() {
-        let env = Env::new(backend).await;
-        let (src, dst) = (put_corpus(&env, "a").await, env.open("b"));
+    let env = Env::new(backend).await;
+    let (src, dst) = (put_corpus(&env, "a").await, env.open("b"));
 
-        // No source manifest: every object is hashed (and its footer read) while it is copied.
-        let out = sync(&src, &dst, &SyncOptions::default()).await.expect("sync");
-        let r = &out.report;
-        assert!(r.consistent, "{backend:?}: {}", r.render_text(false));
-        assert_eq!(r.shards_failed, 0, "{backend:?}");
-        assert_eq!(
-            r.shards_copied,
-            corpus().len() as u64 + 1,
-            "{backend:?}: all, and the sidecar"
-        );
-        assert_eq!(paths_of(r, FindingKind::UnreadableFooter), odd, "{backend:?}");
-        assert_eq!(
-            snapshot(&src).await,
-            snapshot(&dst).await,
-            "{backend:?}: bytes differ"
-        );
-        let committed = manifest::load(&dst).await.unwrap().expect("committed").manifest;
-        assert_entries_follow_the_corpus(&committed, &format!("{backend:?} sync"));
+    // No source manifest: every object is hashed (and its footer read) while it is copied.
+    let out = sync(&src, &dst, &SyncOptions::default()).await.expect("sync");
+    let r = &out.report;
+    assert!(r.consistent, "{backend:?}: {}", r.render_text(false));
+    assert_eq!(r.shards_failed, 0, "{backend:?}");
+    assert_eq!(
+        r.shards_copied,
+        corpus().len() as u64 + 1,
+        "{backend:?}: all, and the sidecar"
+    );
+    assert_eq!(paths_of(r, FindingKind::UnreadableFooter), odd, "{backend:?}");
+    assert_eq!(
+        snapshot(&src).await,
+        snapshot(&dst).await,
+        "{backend:?}: bytes differ"
+    );
+    let committed = manifest::load(&dst).await.unwrap().expect("committed").manifest;
+    assert_entries_follow_the_corpus(&committed, &format!("{backend:?} sync"));
 
-        // manifest build over the same objects: the same entries, no abort.
-        let built = build_manifest(&src, None, &BuildOptions::default())
-            .await
-            .expect("build");
-        assert_entries_follow_the_corpus(&built.manifest, &format!("{backend:?} build"));
-        let built_odd: Vec<&str> = built.manifest.parquet_errors().map(|e| e.path.as_str()).collect();
-        assert_eq!(built_odd, odd, "{backend:?}");
+    // manifest build over the same objects: the same entries, no abort.
+    let built = build_manifest(&src, None, &BuildOptions::default())
+        .await
+        .expect("build");
+    assert_entries_follow_the_corpus(&built.manifest, &format!("{backend:?} build"));
+    let built_odd: Vec<&str> = built.manifest.parquet_errors().map(|e| e.path.as_str()).collect();
+    assert_eq!(built_odd, odd, "{backend:?}");
 
-        // check and verify (shallow and deep) list them as warnings, nothing else but the
-        // schema variety of a corpus of many writers.
-        for deep in [false, true] {
-            let opts = CheckOptions {
-                deep,
-                ..CheckOptions::default()
-            };
-            let c = check(&src, &dst, &opts).await.expect("check");
-            assert_only_footer_warnings(&c, &odd, &format!("{backend:?} check deep={deep}"));
-            let v = verify_store(&dst, &opts).await.expect("verify");
-            assert_only_footer_warnings(&v, &odd, &format!("{backend:?} verify deep={deep}"));
-        }
+    // check and verify (shallow and deep) list them as warnings, nothing else but the
+    // schema variety of a corpus of many writers.
+    for deep in [false, true] {
+        let opts = CheckOptions {
+            deep,
+            ..CheckOptions::default()
+        };
+        let c = check(&src, &dst, &opts).await.expect("check");
+        assert_only_footer_warnings(&c, &odd, &format!("{backend:?} check deep={deep}"));
+        let v = verify_store(&dst, &opts).await.expect("verify");
+        assert_only_footer_warnings(&v, &odd, &format!("{backend:?} verify deep={deep}"));
     }
 }
 
@@ -261,8 +259,8 @@ fn assert_only_footer_warnings(r: &Report, odd: &[String], what: &str) {
     assert!(other.is_empty(), "{what}: {other:?}");
 }
 
-#[tokio::test]
-async fn odd_footers_beside_a_dataset_are_warnings_and_check_and_verify_stay_consistent() {
+backend_tests!(odd_footers_beside_a_dataset_are_warnings_and_check_and_verify_stay_consistent);
+async fn odd_footers_beside_a_dataset_are_warnings_and_check_and_verify_stay_consistent(backend: Backend) {
     let names = [
         "damaged-truncated-tail.parquet",
         "pyarrow-encrypted-footer.parquet",
@@ -272,126 +270,122 @@ async fn odd_footers_beside_a_dataset_are_warnings_and_check_and_verify_stay_con
     let odd: Vec<String> = names.iter().map(|n| format!("train/{n}")).collect();
     let mut sorted = odd.clone();
     sorted.sort();
-    for backend in Backend::all() {
-        let env = Env::new(backend).await;
-        let (src, dst) = (env.open("a"), env.open("b"));
-        write_demo(&src, 3, 50, 7).await;
-        for (n, p) in names.iter().zip(&odd) {
-            put(&src, p, by_name[*n].bytes()).await;
-        }
-        manifest::save(
-            &src,
-            &build_manifest(&src, None, &BuildOptions::default())
-                .await
-                .unwrap()
-                .manifest,
-        )
-        .await
-        .unwrap();
-        let r = sync(&src, &dst, &SyncOptions::default()).await.unwrap().report;
-        assert!(
-            r.consistent && r.shards_failed == 0,
-            "{backend:?}: {}",
-            r.render_text(false)
-        );
-        assert_eq!(paths_of(&r, FindingKind::UnreadableFooter), sorted, "{backend:?}");
-        assert!(r.render_text(false).contains("CONSISTENT"), "{backend:?}");
-        for deep in [false, true] {
-            let opts = CheckOptions {
-                deep,
-                ..CheckOptions::default()
-            };
-            for rep in [
-                check(&src, &dst, &opts).await.unwrap(),
-                verify_store(&dst, &opts).await.unwrap(),
-            ] {
-                assert!(
-                    rep.consistent,
-                    "{backend:?} {} deep={deep}: {:?}",
-                    rep.command, rep.findings
-                );
-                assert_eq!(
-                    rep.inconsistency, 0.0,
-                    "{backend:?} {}: a warning is not drift",
-                    rep.command
-                );
-                assert_eq!(
-                    paths_of(&rep, FindingKind::UnreadableFooter),
-                    sorted,
-                    "{backend:?}"
-                );
-            }
+    let env = Env::new(backend).await;
+    let (src, dst) = (env.open("a"), env.open("b"));
+    write_demo(&src, 3, 50, 7).await;
+    for (n, p) in names.iter().zip(&odd) {
+        put(&src, p, by_name[*n].bytes()).await;
+    }
+    manifest::save(
+        &src,
+        &build_manifest(&src, None, &BuildOptions::default())
+            .await
+            .unwrap()
+            .manifest,
+    )
+    .await
+    .unwrap();
+    let r = sync(&src, &dst, &SyncOptions::default()).await.unwrap().report;
+    assert!(
+        r.consistent && r.shards_failed == 0,
+        "{backend:?}: {}",
+        r.render_text(false)
+    );
+    assert_eq!(paths_of(&r, FindingKind::UnreadableFooter), sorted, "{backend:?}");
+    assert!(r.render_text(false).contains("CONSISTENT"), "{backend:?}");
+    for deep in [false, true] {
+        let opts = CheckOptions {
+            deep,
+            ..CheckOptions::default()
+        };
+        for rep in [
+            check(&src, &dst, &opts).await.unwrap(),
+            verify_store(&dst, &opts).await.unwrap(),
+        ] {
+            assert!(
+                rep.consistent,
+                "{backend:?} {} deep={deep}: {:?}",
+                rep.command, rep.findings
+            );
+            assert_eq!(
+                rep.inconsistency, 0.0,
+                "{backend:?} {}: a warning is not drift",
+                rep.command
+            );
+            assert_eq!(
+                paths_of(&rep, FindingKind::UnreadableFooter),
+                sorted,
+                "{backend:?}"
+            );
         }
     }
 }
 
-#[tokio::test]
-async fn strict_parquet_fails_every_unreadable_shard_and_lands_none_of_them() {
+backend_tests!(strict_parquet_fails_every_unreadable_shard_and_lands_none_of_them);
+async fn strict_parquet_fails_every_unreadable_shard_and_lands_none_of_them(backend: Backend) {
     let odd = unreadable();
-    for backend in Backend::all() {
-        let env = Env::new(backend).await;
-        let src = put_corpus(&env, "a").await;
-        let strict = SyncOptions::default().with_strict_parquet(true);
+    let env = Env::new(backend).await;
+    let src = put_corpus(&env, "a").await;
+    let strict = SyncOptions::default().with_strict_parquet(true);
 
-        // Hashed while copied (no source manifest), then known from the source's manifest.
-        for (round, dst) in [(1, env.open("b")), (2, env.open("c"))] {
-            if round == 2 {
-                let built = build_manifest(&src, None, &BuildOptions::default())
-                    .await
-                    .unwrap();
-                manifest::save(&src, &built.manifest).await.unwrap();
-            }
-            let r = crate::harness::sync_incomplete(&src, &dst, &strict).await.report;
-            assert!(!r.consistent, "{backend:?} round {round}");
-            assert_eq!(r.shards_failed, odd.len() as u64, "{backend:?} round {round}");
-            assert_eq!(
-                paths_of(&r, FindingKind::InvalidParquet),
-                odd,
-                "{backend:?} round {round}"
-            );
-            let landed: Vec<String> = snapshot(&dst).await.into_iter().map(|(p, _)| p).collect();
-            for p in &odd {
-                assert!(!landed.contains(p), "{backend:?} round {round}: {p} landed");
-            }
-            let m = manifest::load(&dst).await.unwrap().expect("committed").manifest;
-            assert_eq!(
-                m.parquet_errors().count(),
-                0,
-                "{backend:?}: a strict run claims none"
-            );
-            assert_eq!(m.shards.len(), corpus().len() + 1 - odd.len(), "{backend:?}");
-        }
-
-        // A lenient sync lands them; a strict one after it still lists every one it holds.
-        let dst = env.open("d");
-        assert!(
-            sync(&src, &dst, &SyncOptions::default())
+    // Hashed while copied (no source manifest), then known from the source's manifest.
+    for (round, dst) in [(1, env.open("b")), (2, env.open("c"))] {
+        if round == 2 {
+            let built = build_manifest(&src, None, &BuildOptions::default())
                 .await
-                .unwrap()
-                .report
-                .consistent
-        );
-        let r = crate::harness::sync_incomplete(&src, &dst, &strict).await.report;
-        assert_eq!(paths_of(&r, FindingKind::InvalidParquet), odd, "{backend:?}");
-        assert_eq!(
-            (r.shards_failed, r.shards_copied),
-            (odd.len() as u64, 0),
-            "{backend:?}"
-        );
-
-        for deep in [false, true] {
-            let opts = CheckOptions {
-                deep,
-                strict_parquet: true,
-                ..CheckOptions::default()
-            };
-            let c = check(&src, &dst, &opts).await.unwrap();
-            assert!(!c.consistent, "{backend:?} deep={deep}");
-            assert_eq!(paths_of(&c, FindingKind::InvalidParquet), odd, "{backend:?}");
-            let v = verify_store(&dst, &opts).await.unwrap();
-            assert!(!v.consistent, "{backend:?} deep={deep}");
-            assert_eq!(paths_of(&v, FindingKind::InvalidParquet), odd, "{backend:?}");
+                .unwrap();
+            manifest::save(&src, &built.manifest).await.unwrap();
         }
+        let r = crate::harness::sync_incomplete(&src, &dst, &strict).await.report;
+        assert!(!r.consistent, "{backend:?} round {round}");
+        assert_eq!(r.shards_failed, odd.len() as u64, "{backend:?} round {round}");
+        assert_eq!(
+            paths_of(&r, FindingKind::InvalidParquet),
+            odd,
+            "{backend:?} round {round}"
+        );
+        let landed: Vec<String> = snapshot(&dst).await.into_iter().map(|(p, _)| p).collect();
+        for p in &odd {
+            assert!(!landed.contains(p), "{backend:?} round {round}: {p} landed");
+        }
+        let m = manifest::load(&dst).await.unwrap().expect("committed").manifest;
+        assert_eq!(
+            m.parquet_errors().count(),
+            0,
+            "{backend:?}: a strict run claims none"
+        );
+        assert_eq!(m.shards.len(), corpus().len() + 1 - odd.len(), "{backend:?}");
+    }
+
+    // A lenient sync lands them; a strict one after it still lists every one it holds.
+    let dst = env.open("d");
+    assert!(
+        sync(&src, &dst, &SyncOptions::default())
+            .await
+            .unwrap()
+            .report
+            .consistent
+    );
+    let r = crate::harness::sync_incomplete(&src, &dst, &strict).await.report;
+    assert_eq!(paths_of(&r, FindingKind::InvalidParquet), odd, "{backend:?}");
+    assert_eq!(
+        (r.shards_failed, r.shards_copied),
+        (odd.len() as u64, 0),
+        "{backend:?}"
+    );
+
+    for deep in [false, true] {
+        let opts = CheckOptions {
+            deep,
+            strict_parquet: true,
+            ..CheckOptions::default()
+        };
+        let c = check(&src, &dst, &opts).await.unwrap();
+        assert!(!c.consistent, "{backend:?} deep={deep}");
+        assert_eq!(paths_of(&c, FindingKind::InvalidParquet), odd, "{backend:?}");
+        let v = verify_store(&dst, &opts).await.unwrap();
+        assert!(!v.consistent, "{backend:?} deep={deep}");
+        assert_eq!(paths_of(&v, FindingKind::InvalidParquet), odd, "{backend:?}");
     }
 }
 
@@ -406,104 +400,100 @@ fn args(env: &Env, cmd: &[&str], urls: &[&str], flag: &[&str], extra: &[&str]) -
     a
 }
 
-#[tokio::test]
-async fn cli_exit_codes_with_an_odd_parquet_file_in_build_sync_check_and_verify() {
+backend_tests!(cli_exit_codes_with_an_odd_parquet_file_in_build_sync_check_and_verify: local, s3);
+async fn cli_exit_codes_with_an_odd_parquet_file_in_build_sync_check_and_verify(backend: Backend) {
     let encrypted = "corpus/pyarrow-encrypted-footer.parquet";
-    for backend in [Backend::Local, Backend::S3] {
-        let env = Env::new(backend).await;
-        let src = env.open("a");
-        let by_name: BTreeMap<String, CorpusFile> =
-            corpus().into_iter().map(|f| (f.file.clone(), f)).collect();
-        for name in [
-            "pyarrow-codec-lz4.parquet",
-            "pyarrow-encrypted-footer.parquet",
-            "damaged-truncated-tail.parquet",
-        ] {
-            put(&src, &format!("corpus/{name}"), by_name[name].bytes()).await;
-        }
-        let odd = ["corpus/damaged-truncated-tail.parquet", encrypted];
-        let pair = |cmd: &[&str], dst: &str, extra: &[&str]| {
-            args(&env, cmd, &["a", dst], &["--src-opt", "--dst-opt"], extra)
-        };
-        let one = |cmd: &[&str], url: &str, extra: &[&str]| args(&env, cmd, &[url], &["--opt"], extra);
+    let env = Env::new(backend).await;
+    let src = env.open("a");
+    let by_name: BTreeMap<String, CorpusFile> = corpus().into_iter().map(|f| (f.file.clone(), f)).collect();
+    for name in [
+        "pyarrow-codec-lz4.parquet",
+        "pyarrow-encrypted-footer.parquet",
+        "damaged-truncated-tail.parquet",
+    ] {
+        put(&src, &format!("corpus/{name}"), by_name[name].bytes()).await;
+    }
+    let odd = ["corpus/damaged-truncated-tail.parquet", encrypted];
+    let pair = |cmd: &[&str], dst: &str, extra: &[&str]| {
+        args(&env, cmd, &["a", dst], &["--src-opt", "--dst-opt"], extra)
+    };
+    let one = |cmd: &[&str], url: &str, extra: &[&str]| args(&env, cmd, &[url], &["--opt"], extra);
 
-        // sync --strict-parquet on a source without a manifest: exit 2, both named, neither landed.
-        let (code, out, err) = run(shardsync().args(pair(&["sync"], "strict", &["--strict-parquet"]))).await;
-        assert_eq!(code, 2, "{backend:?}: {out}{err}");
-        for p in odd {
-            assert!(err.contains(p), "{backend:?}: {p} not named: {err}");
-        }
-        let line = err.lines().find(|l| l.contains(encrypted)).expect("named");
-        assert!(line.contains("encrypted Parquet footer"), "{line}");
-        assert!(!line.contains("not a Parquet file"), "{line}");
+    // sync --strict-parquet on a source without a manifest: exit 2, both named, neither landed.
+    let (code, out, err) = run(shardsync().args(pair(&["sync"], "strict", &["--strict-parquet"]))).await;
+    assert_eq!(code, 2, "{backend:?}: {out}{err}");
+    for p in odd {
+        assert!(err.contains(p), "{backend:?}: {p} not named: {err}");
+    }
+    let line = err.lines().find(|l| l.contains(encrypted)).expect("named");
+    assert!(line.contains("encrypted Parquet footer"), "{line}");
+    assert!(!line.contains("not a Parquet file"), "{line}");
 
-        // manifest build: --strict-parquet exits 2 and writes nothing; without it, exit 1.
-        let (code, out, err) =
-            run(shardsync().args(one(&["manifest", "build"], "a", &["--strict-parquet"]))).await;
-        assert_eq!(code, 2, "{backend:?}: {out}{err}");
-        assert!(
-            manifest::load(&src).await.unwrap().is_none(),
-            "{backend:?}: strict build wrote a manifest"
-        );
-        let (code, out, err) = run(shardsync().args(one(&["manifest", "build"], "a", &["--json"]))).await;
-        assert_eq!(code, 1, "{backend:?}: {out}{err}");
-        assert!(err.contains("2 Parquet shard(s)"), "{backend:?}: {err}");
-        let v: serde_json::Value = serde_json::from_str(&out).expect("--json output");
-        assert_eq!(v["parquet_errors"].as_array().map(Vec::len), Some(2), "{out}");
-        let m = manifest::load(&src)
-            .await
-            .unwrap()
-            .expect("manifest written")
-            .manifest;
-        assert_eq!(m.shards.len(), 3, "{backend:?}");
+    // manifest build: --strict-parquet exits 2 and writes nothing; without it, exit 1.
+    let (code, out, err) =
+        run(shardsync().args(one(&["manifest", "build"], "a", &["--strict-parquet"]))).await;
+    assert_eq!(code, 2, "{backend:?}: {out}{err}");
+    assert!(
+        manifest::load(&src).await.unwrap().is_none(),
+        "{backend:?}: strict build wrote a manifest"
+    );
+    let (code, out, err) = run(shardsync().args(one(&["manifest", "build"], "a", &["--json"]))).await;
+    assert_eq!(code, 1, "{backend:?}: {out}{err}");
+    assert!(err.contains("2 Parquet shard(s)"), "{backend:?}: {err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("--json output");
+    assert_eq!(v["parquet_errors"].as_array().map(Vec::len), Some(2), "{out}");
+    let m = manifest::load(&src)
+        .await
+        .unwrap()
+        .expect("manifest written")
+        .manifest;
+    assert_eq!(m.shards.len(), 3, "{backend:?}");
 
-        // sync: exit 0, every byte proven, the odd ones listed as warnings in the report.
-        let report_file = env.tmp.path().join("report.json");
-        let rf = report_file.display().to_string();
-        let (code, out, err) = run(shardsync().args(pair(&["sync"], "b", &["--report", &rf]))).await;
-        assert_eq!(code, 0, "{backend:?}: {out}{err}");
-        assert!(
-            out.contains("unreadable_footer") && out.contains(encrypted),
-            "{out}"
-        );
-        let report: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&report_file).unwrap()).unwrap();
-        assert_eq!(report["consistent"], true, "{report}");
-        let kinds: Vec<&str> = report["findings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| f["kind"].as_str().unwrap())
-            .collect();
-        assert_eq!(kinds, ["unreadable_footer", "unreadable_footer"], "{report}");
+    // sync: exit 0, every byte proven, the odd ones listed as warnings in the report.
+    let report_file = env.tmp.path().join("report.json");
+    let rf = report_file.display().to_string();
+    let (code, out, err) = run(shardsync().args(pair(&["sync"], "b", &["--report", &rf]))).await;
+    assert_eq!(code, 0, "{backend:?}: {out}{err}");
+    assert!(
+        out.contains("unreadable_footer") && out.contains(encrypted),
+        "{out}"
+    );
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&report_file).unwrap()).unwrap();
+    assert_eq!(report["consistent"], true, "{report}");
+    let kinds: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["unreadable_footer", "unreadable_footer"], "{report}");
+    assert_eq!(
+        snapshot(&src).await,
+        snapshot(&env.open("b")).await,
+        "{backend:?}"
+    );
+
+    // check and verify: 0, and 1 with --strict-parquet.
+    for strict in [false, true] {
+        let flag: &[&str] = if strict { &["--strict-parquet"] } else { &[] };
+        let (code, out, err) = run(shardsync().args(pair(&["check"], "b", flag))).await;
         assert_eq!(
-            snapshot(&src).await,
-            snapshot(&env.open("b")).await,
-            "{backend:?}"
+            code,
+            i32::from(strict),
+            "{backend:?} check strict={strict}: {out}{err}"
         );
-
-        // check and verify: 0, and 1 with --strict-parquet.
-        for strict in [false, true] {
-            let flag: &[&str] = if strict { &["--strict-parquet"] } else { &[] };
-            let (code, out, err) = run(shardsync().args(pair(&["check"], "b", flag))).await;
-            assert_eq!(
-                code,
-                i32::from(strict),
-                "{backend:?} check strict={strict}: {out}{err}"
-            );
-            let (code, out, err) = run(shardsync().args(one(&["verify"], "b", flag))).await;
-            assert_eq!(
-                code,
-                i32::from(strict),
-                "{backend:?} verify strict={strict}: {out}{err}"
-            );
-            assert!(out.contains(encrypted), "{out}");
-        }
-        // sync --strict-parquet into the synced destination: exit 2, each named.
-        let (code, out, err) = run(shardsync().args(pair(&["sync"], "b", &["--strict-parquet"]))).await;
-        assert_eq!(code, 2, "{backend:?}: {out}{err}");
-        for p in odd {
-            assert!(err.contains(p), "{backend:?}: {p} not named: {err}");
-        }
+        let (code, out, err) = run(shardsync().args(one(&["verify"], "b", flag))).await;
+        assert_eq!(
+            code,
+            i32::from(strict),
+            "{backend:?} verify strict={strict}: {out}{err}"
+        );
+        assert!(out.contains(encrypted), "{out}");
+    }
+    // sync --strict-parquet into the synced destination: exit 2, each named.
+    let (code, out, err) = run(shardsync().args(pair(&["sync"], "b", &["--strict-parquet"]))).await;
+    assert_eq!(code, 2, "{backend:?}: {out}{err}");
+    for p in odd {
+        assert!(err.contains(p), "{backend:?}: {p} not named: {err}");
     }
 }

@@ -115,147 +115,143 @@ fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
 // ---------------------------------------------------------------------------------------------
 // 1. Server faults
 
-#[tokio::test]
-async fn sync_under_intermittent_faults_completes_byte_identical() {
-    for backend in Backend::all() {
-        let env = Env::new(backend).await;
-        let src = env.open("a");
-        write_demo(&src, 4, ROWS, 3).await;
-        // One object large enough for a multipart upload. S3 (s3s-fs too) refuses parts under
-        // 5 MiB; memory and local folders take small ones, which keeps this test fast.
-        let part_size = if backend.is_s3() { 5 << 20 } else { 128 << 10 };
-        put(&src, "blobs/tokenizer.bin", random_bytes(part_size + 1000, 1)).await;
-        let built = manifest::build_manifest(&src, None, &BuildOptions::default())
-            .await
-            .unwrap();
-        manifest::save(&src, &built.manifest).await.unwrap();
-        let dst = env.open("b");
+backend_tests!(sync_under_intermittent_faults_completes_byte_identical);
+async fn sync_under_intermittent_faults_completes_byte_identical(backend: Backend) {
+    let env = Env::new(backend).await;
+    let src = env.open("a");
+    write_demo(&src, 4, ROWS, 3).await;
+    // One object large enough for a multipart upload. S3 (s3s-fs too) refuses parts under
+    // 5 MiB; memory and local folders take small ones, which keeps this test fast.
+    let part_size = if backend.is_s3() { 5 << 20 } else { 128 << 10 };
+    put(&src, "blobs/tokenizer.bin", random_bytes(part_size + 1000, 1)).await;
+    let built = manifest::build_manifest(&src, None, &BuildOptions::default())
+        .await
+        .unwrap();
+    manifest::save(&src, &built.manifest).await.unwrap();
+    let dst = env.open("b");
 
-        let data = vec!["train/".to_string(), "blobs/".to_string()];
-        let (fsrc, src_faults) = faulty(
-            &src,
-            Schedule {
-                matching: data.clone(),
-                fail_gets: 2,
-                cut_bodies: 2,
-                cut_after: 1000,
-                get_delay: Duration::from_millis(20),
-                ..Schedule::default()
-            },
-        );
-        let (fdst, dst_faults) = faulty(
-            &dst,
-            Schedule {
-                matching: data,
-                fail_puts: 1,
-                fail_parts: 1,
-                ..Schedule::default()
-            },
-        );
-        // 6 faults in all, so 7 attempts per object always suffice, whatever the order.
-        let mut opts = quick(7);
-        // Above every demo shard (they go in one PUT), below the blob (it goes multipart).
-        opts.transfer.part_size = part_size;
-        opts.transfer.multipart_threshold = part_size;
-        let out = sync(&fsrc, &fdst, &opts).await.expect("sync");
-        assert_eq!(
-            src_faults.injected(),
-            4,
-            "{backend:?}: every source fault was hit"
-        );
-        assert_eq!(
-            dst_faults.injected(),
-            2,
-            "{backend:?}: every destination fault was hit"
-        );
-        assert_eq!(
-            out.report.shards_failed, 0,
-            "{backend:?}: {:?}",
-            out.report.findings
-        );
-        assert!(out.report.consistent, "{backend:?}: {:?}", out.report);
-        assert_eq!(out.report.shards_copied, 6, "{backend:?}");
-        assert_eq!(snapshot(&src).await, snapshot(&dst).await, "{backend:?}");
-        assert!(
-            check(&src, &dst, &CheckOptions::default())
-                .await
-                .unwrap()
-                .consistent,
-            "{backend:?}"
-        );
-    }
-}
-
-#[tokio::test]
-async fn sync_under_persistent_faults_names_the_failed_shards_and_commits_none_of_them() {
-    for backend in Backend::all() {
-        let env = Env::new(backend).await;
-        let (src, paths) = source(&env, "a", 5).await;
-        let dst = env.open("b");
-        let broken = vec![paths[1].clone(), paths[3].clone()];
-        let (fsrc, faults) = faulty(
-            &src,
-            Schedule {
-                matching: vec!["train/".into()],
-                always_fail_gets: broken.clone(),
-                ..Schedule::default()
-            },
-        );
-        // Per-shard failures are in the report the incomplete sync's error carries.
-        let out = crate::harness::sync_incomplete(&fsrc, &dst, &quick(3)).await;
-        assert!(out.failed(), "{backend:?}");
-        assert_eq!(faults.injected(), 6, "{backend:?}: 3 attempts x 2 shards");
-        assert_eq!(out.report.shards_failed, 2, "{backend:?}");
-        assert!(!out.report.consistent, "{backend:?}");
-        let failed: Vec<_> = out
-            .report
-            .findings
-            .iter()
-            .filter(|f| f.kind == FindingKind::Error)
-            .collect();
-        assert_eq!(
-            failed.iter().map(|f| f.path.clone()).collect::<Vec<_>>(),
-            broken,
-            "{backend:?}"
-        );
-        assert!(
-            failed.iter().all(|f| f.detail.contains("injected fault")),
-            "{failed:?}"
-        );
-
-        let committed = manifest::load(&dst)
+    let data = vec!["train/".to_string(), "blobs/".to_string()];
+    let (fsrc, src_faults) = faulty(
+        &src,
+        Schedule {
+            matching: data.clone(),
+            fail_gets: 2,
+            cut_bodies: 2,
+            cut_after: 1000,
+            get_delay: Duration::from_millis(20),
+            ..Schedule::default()
+        },
+    );
+    let (fdst, dst_faults) = faulty(
+        &dst,
+        Schedule {
+            matching: data,
+            fail_puts: 1,
+            fail_parts: 1,
+            ..Schedule::default()
+        },
+    );
+    // 6 faults in all, so 7 attempts per object always suffice, whatever the order.
+    let mut opts = quick(7);
+    // Above every demo shard (they go in one PUT), below the blob (it goes multipart).
+    opts.transfer.part_size = part_size;
+    opts.transfer.multipart_threshold = part_size;
+    let out = sync(&fsrc, &fdst, &opts).await.expect("sync");
+    assert_eq!(
+        src_faults.injected(),
+        4,
+        "{backend:?}: every source fault was hit"
+    );
+    assert_eq!(
+        dst_faults.injected(),
+        2,
+        "{backend:?}: every destination fault was hit"
+    );
+    assert_eq!(
+        out.report.shards_failed, 0,
+        "{backend:?}: {:?}",
+        out.report.findings
+    );
+    assert!(out.report.consistent, "{backend:?}: {:?}", out.report);
+    assert_eq!(out.report.shards_copied, 6, "{backend:?}");
+    assert_eq!(snapshot(&src).await, snapshot(&dst).await, "{backend:?}");
+    assert!(
+        check(&src, &dst, &CheckOptions::default())
             .await
             .unwrap()
-            .expect("the rest is committed")
-            .manifest;
-        for p in &broken {
-            assert!(
-                committed.get(p).is_none(),
-                "{backend:?}: manifest claims failed {p}"
-            );
-            let (store, _) = crate::backends::raw(&dst);
-            assert!(
-                matches!(
-                    store.head(&dst.key(p)).await,
-                    Err(object_store::Error::NotFound { .. })
-                ),
-                "{backend:?}: {p} must not be on the destination"
-            );
-        }
-        assert_eq!(
-            committed.shards.len(),
-            4,
-            "{backend:?}: the 4 good objects are claimed"
-        );
-        manifest_claims_only_verified_bytes(&dst).await;
+            .consistent,
+        "{backend:?}"
+    );
+}
 
-        // The fault clears: the next sync copies exactly what is missing.
-        faults.schedule_mut(|s| s.always_fail_gets.clear());
-        let again = sync(&fsrc, &dst, &quick(3)).await.unwrap();
-        assert_eq!(again.report.shards_copied, 2, "{backend:?}");
-        assert!(again.report.consistent, "{backend:?}");
-        assert_eq!(snapshot(&src).await, snapshot(&dst).await, "{backend:?}");
+backend_tests!(sync_under_persistent_faults_names_the_failed_shards_and_commits_none_of_them);
+async fn sync_under_persistent_faults_names_the_failed_shards_and_commits_none_of_them(backend: Backend) {
+    let env = Env::new(backend).await;
+    let (src, paths) = source(&env, "a", 5).await;
+    let dst = env.open("b");
+    let broken = vec![paths[1].clone(), paths[3].clone()];
+    let (fsrc, faults) = faulty(
+        &src,
+        Schedule {
+            matching: vec!["train/".into()],
+            always_fail_gets: broken.clone(),
+            ..Schedule::default()
+        },
+    );
+    // Per-shard failures are in the report the incomplete sync's error carries.
+    let out = crate::harness::sync_incomplete(&fsrc, &dst, &quick(3)).await;
+    assert!(out.failed(), "{backend:?}");
+    assert_eq!(faults.injected(), 6, "{backend:?}: 3 attempts x 2 shards");
+    assert_eq!(out.report.shards_failed, 2, "{backend:?}");
+    assert!(!out.report.consistent, "{backend:?}");
+    let failed: Vec<_> = out
+        .report
+        .findings
+        .iter()
+        .filter(|f| f.kind == FindingKind::Error)
+        .collect();
+    assert_eq!(
+        failed.iter().map(|f| f.path.clone()).collect::<Vec<_>>(),
+        broken,
+        "{backend:?}"
+    );
+    assert!(
+        failed.iter().all(|f| f.detail.contains("injected fault")),
+        "{failed:?}"
+    );
+
+    let committed = manifest::load(&dst)
+        .await
+        .unwrap()
+        .expect("the rest is committed")
+        .manifest;
+    for p in &broken {
+        assert!(
+            committed.get(p).is_none(),
+            "{backend:?}: manifest claims failed {p}"
+        );
+        let (store, _) = crate::backends::raw(&dst);
+        assert!(
+            matches!(
+                store.head(&dst.key(p)).await,
+                Err(object_store::Error::NotFound { .. })
+            ),
+            "{backend:?}: {p} must not be on the destination"
+        );
     }
+    assert_eq!(
+        committed.shards.len(),
+        4,
+        "{backend:?}: the 4 good objects are claimed"
+    );
+    manifest_claims_only_verified_bytes(&dst).await;
+
+    // The fault clears: the next sync copies exactly what is missing.
+    faults.schedule_mut(|s| s.always_fail_gets.clear());
+    let again = sync(&fsrc, &dst, &quick(3)).await.unwrap();
+    assert_eq!(again.report.shards_copied, 2, "{backend:?}");
+    assert!(again.report.consistent, "{backend:?}");
+    assert_eq!(snapshot(&src).await, snapshot(&dst).await, "{backend:?}");
 }
 
 /// An S3 client that gives up quickly, so a stopped server fails the sync in milliseconds.
@@ -553,36 +549,34 @@ fn hostile_manifests_are_refused_naming_the_entry() {
     }
 }
 
-#[tokio::test]
-async fn sync_refuses_a_hostile_source_or_destination_manifest_before_writing_anything() {
-    for backend in Backend::all() {
-        let env = Env::new(backend).await;
-        let (src, _) = source(&env, "a", 2).await;
-        let good = get(&src, shardsync::store::MANIFEST_KEY).await;
-        for (what, doc, needle) in hostile_manifests() {
-            put(&src, shardsync::store::MANIFEST_KEY, doc.clone()).await;
-            let dst = env.open(&format!("dst-{}", what.replace(' ', "-")));
-            let err = sync(&src, &dst, &SyncOptions::default()).await.expect_err(what);
-            assert!(err.to_string().contains(&needle), "{backend:?} {what}: {err}");
-            assert_eq!(
-                all_keys(&dst).await,
-                Vec::<String>::new(),
-                "{backend:?} {what}: wrote to dst"
-            );
-        }
-        // A hostile destination manifest: the destination keeps exactly what it had.
-        put(&src, shardsync::store::MANIFEST_KEY, good.clone()).await;
-        let dst = env.open("dst-hostile");
-        let (what, doc, needle) = hostile_manifests()
-            .into_iter()
-            .find(|c| c.0 == "parent segment")
-            .unwrap();
-        put(&dst, shardsync::store::MANIFEST_KEY, doc.clone()).await;
-        let before = all_keys(&dst).await;
+backend_tests!(sync_refuses_a_hostile_source_or_destination_manifest_before_writing_anything);
+async fn sync_refuses_a_hostile_source_or_destination_manifest_before_writing_anything(backend: Backend) {
+    let env = Env::new(backend).await;
+    let (src, _) = source(&env, "a", 2).await;
+    let good = get(&src, shardsync::store::MANIFEST_KEY).await;
+    for (what, doc, needle) in hostile_manifests() {
+        put(&src, shardsync::store::MANIFEST_KEY, doc.clone()).await;
+        let dst = env.open(&format!("dst-{}", what.replace(' ', "-")));
         let err = sync(&src, &dst, &SyncOptions::default()).await.expect_err(what);
-        assert!(err.to_string().contains(&needle), "{backend:?}: {err}");
-        assert_eq!(all_keys(&dst).await, before, "{backend:?}");
+        assert!(err.to_string().contains(&needle), "{backend:?} {what}: {err}");
+        assert_eq!(
+            all_keys(&dst).await,
+            Vec::<String>::new(),
+            "{backend:?} {what}: wrote to dst"
+        );
     }
+    // A hostile destination manifest: the destination keeps exactly what it had.
+    put(&src, shardsync::store::MANIFEST_KEY, good.clone()).await;
+    let dst = env.open("dst-hostile");
+    let (what, doc, needle) = hostile_manifests()
+        .into_iter()
+        .find(|c| c.0 == "parent segment")
+        .unwrap();
+    put(&dst, shardsync::store::MANIFEST_KEY, doc.clone()).await;
+    let before = all_keys(&dst).await;
+    let err = sync(&src, &dst, &SyncOptions::default()).await.expect_err(what);
+    assert!(err.to_string().contains(&needle), "{backend:?}: {err}");
+    assert_eq!(all_keys(&dst).await, before, "{backend:?}");
 }
 
 /// Every file under a folder, relative.
@@ -654,10 +648,10 @@ async fn oversized_manifest_is_refused_before_it_is_read() {
     assert_eq!(files_under(&env.tmp.path().join("b")), Vec::<String>::new());
 }
 
+backend_tests!(odd_but_valid_names_round_trip_unchanged);
 /// Names that `Path::from` would percent-encode survive a sync under their own names, and a
 /// second sync finds nothing to do.
-#[tokio::test]
-async fn odd_but_valid_names_round_trip_unchanged() {
+async fn odd_but_valid_names_round_trip_unchanged(backend: Backend) {
     let names = [
         "meta/a#b.json",
         "meta/per%cent.json",
@@ -667,27 +661,25 @@ async fn odd_but_valid_names_round_trip_unchanged() {
         "meta/tilde~caret^.json",
         "meta/...dots.json",
     ];
-    for backend in Backend::all() {
-        let env = Env::new(backend).await;
-        let (src, dst) = (env.open("a"), env.open("b"));
-        for (i, n) in names.iter().enumerate() {
-            put(&src, n, format!("sidecar {i}")).await;
-        }
-        let first = sync(&src, &dst, &SyncOptions::default()).await.expect("sync");
-        assert!(first.report.consistent, "{backend:?}: {:?}", first.report);
-        let listed: Vec<String> = snapshot(&dst).await.into_iter().map(|(p, _)| p).collect();
-        let mut want: Vec<String> = names.iter().map(|s| s.to_string()).collect();
-        want.sort();
-        assert_eq!(listed, want, "{backend:?}");
-        let second = sync(&src, &dst, &SyncOptions::default()).await.unwrap();
-        assert_eq!(
-            second.report.shards_copied,
-            0,
-            "{backend:?}: {:?}",
-            second.plan.counts()
-        );
-        assert!(!second.report.committed, "{backend:?}");
+    let env = Env::new(backend).await;
+    let (src, dst) = (env.open("a"), env.open("b"));
+    for (i, n) in names.iter().enumerate() {
+        put(&src, n, format!("sidecar {i}")).await;
     }
+    let first = sync(&src, &dst, &SyncOptions::default()).await.expect("sync");
+    assert!(first.report.consistent, "{backend:?}: {:?}", first.report);
+    let listed: Vec<String> = snapshot(&dst).await.into_iter().map(|(p, _)| p).collect();
+    let mut want: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    assert_eq!(listed, want, "{backend:?}");
+    let second = sync(&src, &dst, &SyncOptions::default()).await.unwrap();
+    assert_eq!(
+        second.report.shards_copied,
+        0,
+        "{backend:?}: {:?}",
+        second.plan.counts()
+    );
+    assert!(!second.report.committed, "{backend:?}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -979,66 +971,64 @@ async fn no_output_log_report_or_debug_rendering_carries_a_credential() {
 // ---------------------------------------------------------------------------------------------
 // 4. Races
 
-#[tokio::test]
-async fn second_of_two_concurrent_syncs_fails_with_destination_changed() {
-    for backend in Backend::all() {
-        for existing in [false, true] {
-            let env = Env::new(backend).await;
-            let (src, paths) = source(&env, "a", 3).await;
-            let dst = env.open("b");
-            if existing {
-                // A destination with a manifest: the commits are compare-and-swap updates.
-                sync(&src, &dst, &SyncOptions::default()).await.unwrap();
-                for p in &paths[..2] {
-                    put(&src, p, shardsync::demo::shard_bytes(9, ROWS, 5).unwrap()).await;
-                }
-                let built = manifest::build_manifest(&src, None, &BuildOptions::default())
-                    .await
-                    .unwrap();
-                manifest::save(&src, &built.manifest).await.unwrap();
+backend_tests!(second_of_two_concurrent_syncs_fails_with_destination_changed);
+async fn second_of_two_concurrent_syncs_fails_with_destination_changed(backend: Backend) {
+    for existing in [false, true] {
+        let env = Env::new(backend).await;
+        let (src, paths) = source(&env, "a", 3).await;
+        let dst = env.open("b");
+        if existing {
+            // A destination with a manifest: the commits are compare-and-swap updates.
+            sync(&src, &dst, &SyncOptions::default()).await.unwrap();
+            for p in &paths[..2] {
+                put(&src, p, shardsync::demo::shard_bytes(9, ROWS, 5).unwrap()).await;
             }
-            let (slow, reached, release) = paused_at(&src, "train/");
-            // The first sync holds the destination's lease while it copies; the second,
-            // started meanwhile, must write nothing and say why.
-            let other = async {
-                reached.notified().await;
-                let r = sync(&src, &dst, &SyncOptions::default()).await;
-                release.notify_one();
-                r
-            };
-            let defaults = SyncOptions::default();
-            let (first, second) = tokio::join!(sync(&slow, &dst, &defaults), other);
-            let (winner, err) = match (first, second) {
-                (Ok(w), Err(e)) | (Err(e), Ok(w)) => (w, e),
-                (a, b) => panic!("{backend:?} {existing}: exactly one must commit: {a:?} / {b:?}"),
-            };
-            assert!(winner.report.committed && winner.report.consistent, "{backend:?}");
-            assert!(
-                matches!(
-                    err,
-                    Error::ManifestConflict { .. } | Error::DestinationLocked { .. }
-                ),
-                "{backend:?} {existing}: {err:?}"
-            );
-            assert!(
-                err.to_string().contains("destination changed during sync"),
-                "{err}"
-            );
-            let m = manifest::load(&dst).await.unwrap().unwrap().manifest;
-            assert_eq!(
-                Some(m.digest),
-                winner.report.dst_digest,
-                "{backend:?}: the winner's manifest stands"
-            );
-            assert!(
-                check(&src, &dst, &CheckOptions::default())
-                    .await
-                    .unwrap()
-                    .consistent,
-                "{backend:?}"
-            );
-            manifest_claims_only_verified_bytes(&dst).await;
+            let built = manifest::build_manifest(&src, None, &BuildOptions::default())
+                .await
+                .unwrap();
+            manifest::save(&src, &built.manifest).await.unwrap();
         }
+        let (slow, reached, release) = paused_at(&src, "train/");
+        // The first sync holds the destination's lease while it copies; the second,
+        // started meanwhile, must write nothing and say why.
+        let other = async {
+            reached.notified().await;
+            let r = sync(&src, &dst, &SyncOptions::default()).await;
+            release.notify_one();
+            r
+        };
+        let defaults = SyncOptions::default();
+        let (first, second) = tokio::join!(sync(&slow, &dst, &defaults), other);
+        let (winner, err) = match (first, second) {
+            (Ok(w), Err(e)) | (Err(e), Ok(w)) => (w, e),
+            (a, b) => panic!("{backend:?} {existing}: exactly one must commit: {a:?} / {b:?}"),
+        };
+        assert!(winner.report.committed && winner.report.consistent, "{backend:?}");
+        assert!(
+            matches!(
+                err,
+                Error::ManifestConflict { .. } | Error::DestinationLocked { .. }
+            ),
+            "{backend:?} {existing}: {err:?}"
+        );
+        assert!(
+            err.to_string().contains("destination changed during sync"),
+            "{err}"
+        );
+        let m = manifest::load(&dst).await.unwrap().unwrap().manifest;
+        assert_eq!(
+            Some(m.digest),
+            winner.report.dst_digest,
+            "{backend:?}: the winner's manifest stands"
+        );
+        assert!(
+            check(&src, &dst, &CheckOptions::default())
+                .await
+                .unwrap()
+                .consistent,
+            "{backend:?}"
+        );
+        manifest_claims_only_verified_bytes(&dst).await;
     }
 }
 
@@ -1080,85 +1070,85 @@ async fn binary_sync_that_loses_a_race_exits_2_with_destination_changed() {
     assert_eq!(Some(m.digest), held.report.dst_digest);
 }
 
-#[tokio::test]
-async fn source_shard_rewritten_during_the_sync_is_not_landed_and_a_rerun_takes_the_new_version() {
-    for backend in Backend::all() {
-        let env = Env::new(backend).await;
-        let (src, paths) = source(&env, "a", 3).await;
-        let dst = env.open("b");
-        let victim = paths[1].clone();
-        // The new version has the same size: only the bytes tell.
-        let mut new = get(&src, &victim).await.to_vec();
-        let mid = new.len() / 2;
-        new[mid] ^= 0xff;
-        let new = Bytes::from(new);
+backend_tests!(source_shard_rewritten_during_the_sync_is_not_landed_and_a_rerun_takes_the_new_version);
+async fn source_shard_rewritten_during_the_sync_is_not_landed_and_a_rerun_takes_the_new_version(
+    backend: Backend,
+) {
+    let env = Env::new(backend).await;
+    let (src, paths) = source(&env, "a", 3).await;
+    let dst = env.open("b");
+    let victim = paths[1].clone();
+    // The new version has the same size: only the bytes tell.
+    let mut new = get(&src, &victim).await.to_vec();
+    let mid = new.len() / 2;
+    new[mid] ^= 0xff;
+    let new = Bytes::from(new);
 
-        let f = FaultStore::new(
-            src.store.clone(),
-            Schedule {
-                matching: vec![victim.clone()],
-                ..Schedule::default()
-            },
-        );
-        let (inner, key, body, once) = (
-            src.store.clone(),
-            src.key(&victim),
-            new.clone(),
-            Arc::new(AtomicBool::new(false)),
-        );
-        f.set_before_get(Arc::new(move |_| {
-            let (inner, key, body, once) = (inner.clone(), key.clone(), body.clone(), once.clone());
-            Box::pin(async move {
-                if !once.swap(true, Ordering::SeqCst) {
-                    inner.put(&key, PutPayload::from(body)).await.expect("rewrite");
-                }
-            })
-        }));
-        let rewriting = Dataset::from_store(f, src.root.clone(), src.url.clone(), src.backend);
+    let f = FaultStore::new(
+        src.store.clone(),
+        Schedule {
+            matching: vec![victim.clone()],
+            ..Schedule::default()
+        },
+    );
+    let (inner, key, body, once) = (
+        src.store.clone(),
+        src.key(&victim),
+        new.clone(),
+        Arc::new(AtomicBool::new(false)),
+    );
+    f.set_before_get(Arc::new(move |_| {
+        let (inner, key, body, once) = (inner.clone(), key.clone(), body.clone(), once.clone());
+        Box::pin(async move {
+            if !once.swap(true, Ordering::SeqCst) {
+                inner.put(&key, PutPayload::from(body)).await.expect("rewrite");
+            }
+        })
+    }));
+    let rewriting = Dataset::from_store(f, src.root.clone(), src.url.clone(), src.backend);
 
-        let out = crate::harness::sync_incomplete(&rewriting, &dst, &quick(2)).await;
-        assert_eq!(
-            out.report.shards_failed, 1,
-            "{backend:?}: {:?}",
-            out.report.findings
-        );
-        let finding = out
-            .report
-            .findings
-            .iter()
-            .find(|f| f.path == victim)
-            .expect("named");
+    let out = crate::harness::sync_incomplete(&rewriting, &dst, &quick(2)).await;
+    assert_eq!(
+        out.report.shards_failed, 1,
+        "{backend:?}: {:?}",
+        out.report.findings
+    );
+    let finding = out
+        .report
+        .findings
+        .iter()
+        .find(|f| f.path == victim)
+        .expect("named");
+    assert!(
+        finding.detail.contains("not landed"),
+        "{backend:?}: {}",
+        finding.detail
+    );
+    if backend == Backend::Local {
+        // The read is pinned to the listed ETag, so the rewrite is named as such. (Memory
+        // reads are not pinned, and s3s-fs lists no ETags: there the bytes' hash catches it.)
         assert!(
-            finding.detail.contains("not landed"),
-            "{backend:?}: {}",
+            finding.detail.contains("source object changed during the sync"),
+            "{}",
             finding.detail
         );
-        if backend == Backend::Local {
-            // The read is pinned to the listed ETag, so the rewrite is named as such. (Memory
-            // reads are not pinned, and s3s-fs lists no ETags: there the bytes' hash catches it.)
-            assert!(
-                finding.detail.contains("source object changed during the sync"),
-                "{}",
-                finding.detail
-            );
-        }
-        let (store, _) = crate::backends::raw(&dst);
-        assert!(
-            matches!(
-                store.head(&dst.key(&victim)).await,
-                Err(object_store::Error::NotFound { .. })
-            ),
-            "{backend:?}: nothing landed under the old plan"
-        );
-        let m = manifest::load(&dst).await.unwrap().unwrap().manifest;
-        assert!(m.get(&victim).is_none(), "{backend:?}");
-
-        let rerun = sync(&src, &dst, &SyncOptions::default()).await.unwrap();
-        assert!(rerun.report.consistent, "{backend:?}: {:?}", rerun.report);
-        assert_eq!(get(&dst, &victim).await, new, "{backend:?}: the new version");
-        let m = manifest::load(&dst).await.unwrap().unwrap().manifest;
-        assert_eq!(m.get(&victim).unwrap().sha256, shardsync::hash::sha256_hex(&new));
     }
+    let (store, _) = crate::backends::raw(&dst);
+    assert!(
+        matches!(
+            store.head(&dst.key(&victim)).await,
+            Err(object_store::Error::NotFound { .. })
+        ),
+        "{backend:?}: nothing landed under the old plan"
+    );
+    let m = manifest::load(&dst).await.unwrap().unwrap().manifest;
+    assert!(m.get(&victim).is_none(), "{backend:?}");
+
+    let rerun = sync(&src, &dst, &SyncOptions::default()).await.unwrap();
+    assert!(rerun.report.consistent, "{backend:?}: {:?}", rerun.report);
+    assert_eq!(get(&dst, &victim).await, new, "{backend:?}: the new version");
+    let m = manifest::load(&dst).await.unwrap().unwrap().manifest;
+    assert_eq!(m.get(&victim).unwrap().sha256, shardsync::hash::sha256_hex(&new));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -22,165 +22,159 @@ use shardsync::{Dataset, Error};
 use crate::backends::{put, snapshot, write_demo, Backend, Env};
 use crate::harness::{all_keys, committed, noise, sha256, shardsync, try_get};
 
-#[tokio::test]
-async fn a_mistyped_source_is_an_error_before_anything_is_written_anywhere() {
-    for backend in Backend::all() {
-        let env = Env::new(backend).await;
-        let what = format!("{backend:?}");
-        let (src, dst) = (env.open("real"), env.open("mirror"));
-        write_demo(&src, 4, 50, 1).await;
-        sync(&src, &dst, &SyncOptions::default()).await.unwrap();
-        let before = (snapshot(&dst).await, committed(&dst).await);
+backend_tests!(a_mistyped_source_is_an_error_before_anything_is_written_anywhere);
+async fn a_mistyped_source_is_an_error_before_anything_is_written_anywhere(backend: Backend) {
+    let env = Env::new(backend).await;
+    let what = format!("{backend:?}");
+    let (src, dst) = (env.open("real"), env.open("mirror"));
+    write_demo(&src, 4, 50, 1).await;
+    sync(&src, &dst, &SyncOptions::default()).await.unwrap();
+    let before = (snapshot(&dst).await, committed(&dst).await);
 
-        // An existing but empty prefix/folder: on local folders `env.open` creates it.
-        let typo = env.open("reall");
-        for opts in [
-            SyncOptions::default().with_delete(true),
-            SyncOptions::default().with_delete(true).with_dry_run(true),
-            SyncOptions::default(),
-        ] {
-            match sync(&typo, &dst, &opts).await {
-                Err(e @ Error::EmptySource { .. }) => {
-                    let msg = e.to_string();
-                    assert!(
-                        msg.contains("holds no objects") && msg.contains("wrong prefix"),
-                        "{what}: {msg}"
-                    );
-                    assert!(msg.contains(&typo.url), "{what}: names the source: {msg}");
-                }
-                other => panic!("{what}: sync from an empty source: {other:?}"),
+    // An existing but empty prefix/folder: on local folders `env.open` creates it.
+    let typo = env.open("reall");
+    for opts in [
+        SyncOptions::default().with_delete(true),
+        SyncOptions::default().with_delete(true).with_dry_run(true),
+        SyncOptions::default(),
+    ] {
+        match sync(&typo, &dst, &opts).await {
+            Err(e @ Error::EmptySource { .. }) => {
+                let msg = e.to_string();
+                assert!(
+                    msg.contains("holds no objects") && msg.contains("wrong prefix"),
+                    "{what}: {msg}"
+                );
+                assert!(msg.contains(&typo.url), "{what}: names the source: {msg}");
             }
+            other => panic!("{what}: sync from an empty source: {other:?}"),
         }
-        let check = shardsync::check::check(&typo, &dst, &Default::default()).await;
-        assert!(
-            matches!(check, Err(Error::EmptySource { .. })),
-            "{what}: check: {check:?}"
-        );
-        let plan = shardsync::sync::prepare(&typo, &dst, &SyncOptions::default()).await;
-        assert!(matches!(plan, Err(Error::EmptySource { .. })), "{what}: diff");
-        assert!(
-            (snapshot(&dst).await, committed(&dst).await) == before,
-            "{what}: the destination changed"
-        );
-        assert_eq!(
-            all_keys(&typo).await,
-            Vec::<String>::new(),
-            "{what}: wrote into the typo"
-        );
-
-        // Allowed explicitly, and with the delete limit lifted, it empties the destination —
-        // and still creates no `_shardsync/` under the empty source.
-        let opts = SyncOptions::default()
-            .with_delete(true)
-            .with_allow_empty_source(true)
-            .with_max_delete(Some(DeleteLimit::Percent(100.0)));
-        let out = sync(&typo, &dst, &opts).await.unwrap();
-        assert!(out.report.consistent, "{what}: {:?}", out.report);
-        assert_eq!(snapshot(&dst).await.len(), 0, "{what}: destination not emptied");
-        assert_eq!(
-            all_keys(&typo).await,
-            Vec::<String>::new(),
-            "{what}: wrote into the empty source"
-        );
     }
+    let check = shardsync::check::check(&typo, &dst, &Default::default()).await;
+    assert!(
+        matches!(check, Err(Error::EmptySource { .. })),
+        "{what}: check: {check:?}"
+    );
+    let plan = shardsync::sync::prepare(&typo, &dst, &SyncOptions::default()).await;
+    assert!(matches!(plan, Err(Error::EmptySource { .. })), "{what}: diff");
+    assert!(
+        (snapshot(&dst).await, committed(&dst).await) == before,
+        "{what}: the destination changed"
+    );
+    assert_eq!(
+        all_keys(&typo).await,
+        Vec::<String>::new(),
+        "{what}: wrote into the typo"
+    );
+
+    // Allowed explicitly, and with the delete limit lifted, it empties the destination —
+    // and still creates no `_shardsync/` under the empty source.
+    let opts = SyncOptions::default()
+        .with_delete(true)
+        .with_allow_empty_source(true)
+        .with_max_delete(Some(DeleteLimit::Percent(100.0)));
+    let out = sync(&typo, &dst, &opts).await.unwrap();
+    assert!(out.report.consistent, "{what}: {:?}", out.report);
+    assert_eq!(snapshot(&dst).await.len(), 0, "{what}: destination not emptied");
+    assert_eq!(
+        all_keys(&typo).await,
+        Vec::<String>::new(),
+        "{what}: wrote into the empty source"
+    );
 }
 
-#[tokio::test]
-async fn delete_beyond_half_the_destination_stops_before_writing_unless_allowed() {
-    for backend in Backend::all() {
-        let env = Env::new(backend).await;
-        let what = format!("{backend:?}");
-        let (src, dst) = (env.open("src"), env.open("dst"));
-        write_demo(&src, 9, 20, 1).await; // 10 objects with dataset_info.json
-        sync(&src, &dst, &SyncOptions::default()).await.unwrap();
-        // The source loses 6 of its 10 objects: a --delete would remove 6 of 10 at the
-        // destination. A new shard also appears, so the refusal must come before any copy.
-        for p in shardsync_paths(&src).await.into_iter().take(6) {
-            crate::backends::delete(&src, &p).await;
-        }
-        put(&src, "train/new.bin", noise(1000, 7)).await;
-        let before = (snapshot(&dst).await, committed(&dst).await);
+backend_tests!(delete_beyond_half_the_destination_stops_before_writing_unless_allowed);
+async fn delete_beyond_half_the_destination_stops_before_writing_unless_allowed(backend: Backend) {
+    let env = Env::new(backend).await;
+    let what = format!("{backend:?}");
+    let (src, dst) = (env.open("src"), env.open("dst"));
+    write_demo(&src, 9, 20, 1).await; // 10 objects with dataset_info.json
+    sync(&src, &dst, &SyncOptions::default()).await.unwrap();
+    // The source loses 6 of its 10 objects: a --delete would remove 6 of 10 at the
+    // destination. A new shard also appears, so the refusal must come before any copy.
+    for p in shardsync_paths(&src).await.into_iter().take(6) {
+        crate::backends::delete(&src, &p).await;
+    }
+    put(&src, "train/new.bin", noise(1000, 7)).await;
+    let before = (snapshot(&dst).await, committed(&dst).await);
 
-        for (limit, dry) in [(None, false), (None, true), (Some(DeleteLimit::Count(5)), false)] {
-            let opts = SyncOptions::default()
-                .with_delete(true)
-                .with_dry_run(dry)
-                .with_max_delete(limit);
-            match sync(&src, &dst, &opts).await {
-                Err(
-                    e @ Error::TooManyDeletes {
-                        count: 6, total: 10, ..
-                    },
-                ) => {
-                    assert!(e.to_string().contains("nothing was written"), "{what}: {e}");
-                }
-                other => panic!("{what}: limit {limit:?} dry {dry}: {other:?}"),
+    for (limit, dry) in [(None, false), (None, true), (Some(DeleteLimit::Count(5)), false)] {
+        let opts = SyncOptions::default()
+            .with_delete(true)
+            .with_dry_run(dry)
+            .with_max_delete(limit);
+        match sync(&src, &dst, &opts).await {
+            Err(
+                e @ Error::TooManyDeletes {
+                    count: 6, total: 10, ..
+                },
+            ) => {
+                assert!(e.to_string().contains("nothing was written"), "{what}: {e}");
             }
-            assert!(
-                (snapshot(&dst).await, committed(&dst).await) == before,
-                "{what}: refused sync changed the destination"
-            );
+            other => panic!("{what}: limit {limit:?} dry {dry}: {other:?}"),
         }
-        // Without --delete nothing is deleted, so there is nothing to refuse.
-        sync(&src, &dst, &SyncOptions::default()).await.unwrap();
-        for limit in [DeleteLimit::Count(6), DeleteLimit::Percent(60.0)] {
-            let opts = SyncOptions::default()
-                .with_delete(true)
-                .with_max_delete(Some(limit));
-            let out = sync(&src, &dst, &opts).await.unwrap();
-            assert!(out.report.consistent, "{what}: {limit:?}");
-        }
-        let names: Vec<String> = snapshot(&dst).await.into_iter().map(|(p, _)| p).collect();
-        assert_eq!(
-            names,
-            shardsync_paths(&src).await,
-            "{what}: destination mirrors the source"
+        assert!(
+            (snapshot(&dst).await, committed(&dst).await) == before,
+            "{what}: refused sync changed the destination"
         );
     }
+    // Without --delete nothing is deleted, so there is nothing to refuse.
+    sync(&src, &dst, &SyncOptions::default()).await.unwrap();
+    for limit in [DeleteLimit::Count(6), DeleteLimit::Percent(60.0)] {
+        let opts = SyncOptions::default()
+            .with_delete(true)
+            .with_max_delete(Some(limit));
+        let out = sync(&src, &dst, &opts).await.unwrap();
+        assert!(out.report.consistent, "{what}: {limit:?}");
+    }
+    let names: Vec<String> = snapshot(&dst).await.into_iter().map(|(p, _)| p).collect();
+    assert_eq!(
+        names,
+        shardsync_paths(&src).await,
+        "{what}: destination mirrors the source"
+    );
 }
 
 async fn shardsync_paths(ds: &Dataset) -> Vec<String> {
     crate::harness::paths(ds).await
 }
 
-#[tokio::test]
-async fn overlapping_source_and_destination_are_refused_on_every_backend() {
-    for backend in Backend::all() {
-        let env = Env::new(backend).await;
-        let what = format!("{backend:?}");
-        let outer = env.open("o");
-        write_demo(&env.open("o/inner"), 3, 20, 1).await;
-        put(&outer, "top.json", &b"{}"[..]).await;
-        let before = all_keys(&outer).await;
-        for (s, d) in [
-            ("o/inner", "o"),
-            ("o", "o/inner"),
-            ("o", "o"),
-            ("o/inner", "o/inner"),
-        ] {
-            let (src, dst) = (env.open(s), env.open(d));
-            let opts = SyncOptions::default().with_delete(true);
-            match sync(&src, &dst, &opts).await {
-                Err(e @ Error::Overlap { .. }) => {
-                    assert!(e.to_string().contains("overlap"), "{what}: {e}");
-                }
-                other => panic!("{what}: {s} -> {d}: {other:?}"),
+backend_tests!(overlapping_source_and_destination_are_refused_on_every_backend);
+async fn overlapping_source_and_destination_are_refused_on_every_backend(backend: Backend) {
+    let env = Env::new(backend).await;
+    let what = format!("{backend:?}");
+    let outer = env.open("o");
+    write_demo(&env.open("o/inner"), 3, 20, 1).await;
+    put(&outer, "top.json", &b"{}"[..]).await;
+    let before = all_keys(&outer).await;
+    for (s, d) in [
+        ("o/inner", "o"),
+        ("o", "o/inner"),
+        ("o", "o"),
+        ("o/inner", "o/inner"),
+    ] {
+        let (src, dst) = (env.open(s), env.open(d));
+        let opts = SyncOptions::default().with_delete(true);
+        match sync(&src, &dst, &opts).await {
+            Err(e @ Error::Overlap { .. }) => {
+                assert!(e.to_string().contains("overlap"), "{what}: {e}");
             }
+            other => panic!("{what}: {s} -> {d}: {other:?}"),
         }
-        assert_eq!(
-            all_keys(&outer).await,
-            before,
-            "{what}: an overlapping sync wrote"
-        );
-        // Siblings whose names share a prefix do not overlap.
-        let out = sync(
-            &env.open("o/inner"),
-            &env.open("o/inner2"),
-            &SyncOptions::default(),
-        )
-        .await;
-        assert!(out.is_ok(), "{what}: o/inner -> o/inner2: {out:?}");
     }
+    assert_eq!(
+        all_keys(&outer).await,
+        before,
+        "{what}: an overlapping sync wrote"
+    );
+    // Siblings whose names share a prefix do not overlap.
+    let out = sync(
+        &env.open("o/inner"),
+        &env.open("o/inner2"),
+        &SyncOptions::default(),
+    )
+    .await;
+    assert!(out.is_ok(), "{what}: o/inner -> o/inner2: {out:?}");
 }
 
 #[tokio::test]
@@ -301,61 +295,59 @@ async fn manifest_is_true(ds: &Dataset) -> bool {
     true
 }
 
-#[tokio::test]
-async fn a_write_between_the_last_check_and_the_commit_fails_the_sync_and_is_not_claimed() {
-    for backend in [Backend::Memory, Backend::S3] {
-        let env = Env::new(backend).await;
-        let what = format!("{backend:?}");
-        let (src, raw_dst) = (env.open("src"), env.open("dst"));
-        let shards = write_demo(&src, 4, 50, 1).await;
-        let other = noise(5000, 9);
-        let dst = lax(&raw_dst, Some((&shards[2], other.clone())));
-        let r = sync(&src, &dst, &SyncOptions::default()).await;
-        match &r {
-            Err(e @ Error::ChangedUnderCommit { .. }) => {
-                let msg = e.to_string();
-                assert!(
-                    msg.starts_with("destination changed during sync"),
-                    "{what}: {msg}"
-                );
-                assert!(msg.contains(&shards[2]), "{what}: names the shard: {msg}");
-            }
-            other => panic!("{what}: {other:?}"),
+backend_tests!(a_write_between_the_last_check_and_the_commit_fails_the_sync_and_is_not_claimed: memory, s3);
+async fn a_write_between_the_last_check_and_the_commit_fails_the_sync_and_is_not_claimed(backend: Backend) {
+    let env = Env::new(backend).await;
+    let what = format!("{backend:?}");
+    let (src, raw_dst) = (env.open("src"), env.open("dst"));
+    let shards = write_demo(&src, 4, 50, 1).await;
+    let other = noise(5000, 9);
+    let dst = lax(&raw_dst, Some((&shards[2], other.clone())));
+    let r = sync(&src, &dst, &SyncOptions::default()).await;
+    match &r {
+        Err(e @ Error::ChangedUnderCommit { .. }) => {
+            let msg = e.to_string();
+            assert!(
+                msg.starts_with("destination changed during sync"),
+                "{what}: {msg}"
+            );
+            assert!(msg.contains(&shards[2]), "{what}: names the shard: {msg}");
         }
-        assert!(
-            manifest_is_true(&raw_dst).await,
-            "{what}: the manifest claims bytes that are not there"
-        );
-        let m = committed(&raw_dst).await.expect("repaired manifest");
-        assert!(
-            m.get(&shards[2]).is_none(),
-            "{what}: the replaced shard is still claimed"
-        );
-        assert_eq!(m.shards.len(), 4, "{what}: the other entries stay");
-        // The other writer's object is left alone; the next sync puts the source's back.
-        assert_eq!(
-            try_get(&raw_dst, &shards[2]).await.as_deref(),
-            Some(&other[..]),
-            "{what}"
-        );
-        let out = sync(&src, &lax(&raw_dst, None), &SyncOptions::default())
-            .await
-            .unwrap();
-        assert_eq!(
-            out.report.commit_protection,
-            Some(CommitProtection::NotEnforced),
-            "{what}"
-        );
-        assert!(
-            out.report.warnings.iter().any(|w| w.contains("does not enforce")),
-            "{what}: the weaker guarantee is stated: {:?}",
-            out.report.warnings
-        );
-        assert!(
-            out.report.consistent && manifest_is_true(&raw_dst).await,
-            "{what}"
-        );
+        other => panic!("{what}: {other:?}"),
     }
+    assert!(
+        manifest_is_true(&raw_dst).await,
+        "{what}: the manifest claims bytes that are not there"
+    );
+    let m = committed(&raw_dst).await.expect("repaired manifest");
+    assert!(
+        m.get(&shards[2]).is_none(),
+        "{what}: the replaced shard is still claimed"
+    );
+    assert_eq!(m.shards.len(), 4, "{what}: the other entries stay");
+    // The other writer's object is left alone; the next sync puts the source's back.
+    assert_eq!(
+        try_get(&raw_dst, &shards[2]).await.as_deref(),
+        Some(&other[..]),
+        "{what}"
+    );
+    let out = sync(&src, &lax(&raw_dst, None), &SyncOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        out.report.commit_protection,
+        Some(CommitProtection::NotEnforced),
+        "{what}"
+    );
+    assert!(
+        out.report.warnings.iter().any(|w| w.contains("does not enforce")),
+        "{what}: the weaker guarantee is stated: {:?}",
+        out.report.warnings
+    );
+    assert!(
+        out.report.consistent && manifest_is_true(&raw_dst).await,
+        "{what}"
+    );
 }
 
 #[tokio::test]
@@ -415,116 +407,113 @@ async fn run(args: &[String]) -> (Option<i32>, String, String) {
     (r.code, r.stdout, r.stderr)
 }
 
-#[tokio::test]
-async fn binary_refuses_an_empty_source_mass_deletion_and_overlap_with_exit_2_and_the_flag_to_use() {
-    for backend in [Backend::Local, Backend::S3] {
-        let env = Env::new(backend).await;
-        let what = format!("{backend:?}");
-        let (src, dst) = (env.open("src"), env.open("dst"));
-        write_demo(&src, 3, 20, 1).await;
-        if backend == Backend::Local {
-            std::fs::create_dir(env.tmp.path().join("typo")).unwrap(); // exists, and is empty
-        }
-        let args = |s: &str, d: &str, extra: &[&str]| -> Vec<String> {
-            let mut a = vec!["sync".to_string(), env.url(s), env.url(d)];
-            a.extend(env.cli_options("--src-opt"));
-            a.extend(env.cli_options("--dst-opt"));
-            a.extend(extra.iter().map(|s| s.to_string()));
-            a
-        };
-        let (code, _, err) = run(&args("src", "dst", &[])).await;
-        assert_eq!(code, Some(0), "{what}: {err}");
-        let before = snapshot(&dst).await;
-
-        let (code, _, err) = run(&args("typo", "dst", &["--delete"])).await;
-        assert_eq!(code, Some(2), "{what}: {err}");
-        assert_eq!(err.trim().lines().count(), 1, "{what}: one line: {err}");
-        assert!(
-            err.contains("holds no objects") && err.contains("--allow-empty-source"),
-            "{what}: {err}"
-        );
-        for cmd in ["check", "diff"] {
-            let mut a = args("typo", "dst", &[]);
-            a[0] = cmd.into();
-            let (code, _, err) = run(&a).await;
-            assert_eq!(code, Some(2), "{what}: {cmd}: {err}");
-            assert!(err.contains("holds no objects"), "{what}: {cmd}: {err}");
-        }
-
-        put(&dst, "stale/a.bin", noise(10, 1)).await;
-        put(&dst, "stale/b.bin", noise(10, 2)).await;
-        put(&dst, "stale/c.bin", noise(10, 3)).await;
-        put(&dst, "stale/d.bin", noise(10, 4)).await;
-        put(&dst, "stale/e.bin", noise(10, 5)).await;
-        let with_extras = snapshot(&dst).await;
-        let (code, _, err) = run(&args("src", "dst", &["--delete"])).await;
-        assert_eq!(code, Some(2), "{what}: {err}");
-        assert!(
-            err.contains("refusing to delete 5 of the 9 objects") && err.contains("--max-delete"),
-            "{what}: {err}"
-        );
-        assert!(snapshot(&dst).await == with_extras, "{what}: refused sync wrote");
-        let (code, _, err) = run(&args("src", "dst", &["--delete", "--max-delete", "5"])).await;
-        assert_eq!(code, Some(0), "{what}: {err}");
-        assert!(snapshot(&dst).await == before, "{what}: extras not deleted");
-        let (code, _, err) = run(&args("src", "dst", &["--delete", "--max-delete", "lots"])).await;
-        assert_eq!(code, Some(2), "{what}: {err}");
-
-        let (code, _, err) = run(&args("dst", "dst/nested", &[])).await;
-        assert_eq!(code, Some(2), "{what}: {err}");
-        assert!(err.contains("overlap"), "{what}: {err}");
-        assert!(snapshot(&dst).await == before, "{what}: overlapping sync wrote");
+backend_tests!(binary_refuses_an_empty_source_mass_deletion_and_overlap_with_exit_2_and_the_flag_to_use: local, s3);
+async fn binary_refuses_an_empty_source_mass_deletion_and_overlap_with_exit_2_and_the_flag_to_use(
+    backend: Backend,
+) {
+    let env = Env::new(backend).await;
+    let what = format!("{backend:?}");
+    let (src, dst) = (env.open("src"), env.open("dst"));
+    write_demo(&src, 3, 20, 1).await;
+    if backend == Backend::Local {
+        std::fs::create_dir(env.tmp.path().join("typo")).unwrap(); // exists, and is empty
     }
+    let args = |s: &str, d: &str, extra: &[&str]| -> Vec<String> {
+        let mut a = vec!["sync".to_string(), env.url(s), env.url(d)];
+        a.extend(env.cli_options("--src-opt"));
+        a.extend(env.cli_options("--dst-opt"));
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let (code, _, err) = run(&args("src", "dst", &[])).await;
+    assert_eq!(code, Some(0), "{what}: {err}");
+    let before = snapshot(&dst).await;
+
+    let (code, _, err) = run(&args("typo", "dst", &["--delete"])).await;
+    assert_eq!(code, Some(2), "{what}: {err}");
+    assert_eq!(err.trim().lines().count(), 1, "{what}: one line: {err}");
+    assert!(
+        err.contains("holds no objects") && err.contains("--allow-empty-source"),
+        "{what}: {err}"
+    );
+    for cmd in ["check", "diff"] {
+        let mut a = args("typo", "dst", &[]);
+        a[0] = cmd.into();
+        let (code, _, err) = run(&a).await;
+        assert_eq!(code, Some(2), "{what}: {cmd}: {err}");
+        assert!(err.contains("holds no objects"), "{what}: {cmd}: {err}");
+    }
+
+    put(&dst, "stale/a.bin", noise(10, 1)).await;
+    put(&dst, "stale/b.bin", noise(10, 2)).await;
+    put(&dst, "stale/c.bin", noise(10, 3)).await;
+    put(&dst, "stale/d.bin", noise(10, 4)).await;
+    put(&dst, "stale/e.bin", noise(10, 5)).await;
+    let with_extras = snapshot(&dst).await;
+    let (code, _, err) = run(&args("src", "dst", &["--delete"])).await;
+    assert_eq!(code, Some(2), "{what}: {err}");
+    assert!(
+        err.contains("refusing to delete 5 of the 9 objects") && err.contains("--max-delete"),
+        "{what}: {err}"
+    );
+    assert!(snapshot(&dst).await == with_extras, "{what}: refused sync wrote");
+    let (code, _, err) = run(&args("src", "dst", &["--delete", "--max-delete", "5"])).await;
+    assert_eq!(code, Some(0), "{what}: {err}");
+    assert!(snapshot(&dst).await == before, "{what}: extras not deleted");
+    let (code, _, err) = run(&args("src", "dst", &["--delete", "--max-delete", "lots"])).await;
+    assert_eq!(code, Some(2), "{what}: {err}");
+
+    let (code, _, err) = run(&args("dst", "dst/nested", &[])).await;
+    assert_eq!(code, Some(2), "{what}: {err}");
+    assert!(err.contains("overlap"), "{what}: {err}");
+    assert!(snapshot(&dst).await == before, "{what}: overlapping sync wrote");
 }
 
-#[tokio::test]
-async fn sync_exit_code_its_report_and_a_check_right_after_always_agree() {
-    for backend in [Backend::Local, Backend::S3] {
-        let env = Env::new(backend).await;
-        let what = format!("{backend:?}");
-        let src = env.open("src");
-        write_demo(&src, 3, 20, 1).await;
-        let dst = env.open("dst");
-        put(&dst, "leftover/old.bin", noise(100, 3)).await; // an extra a glob would read
-        let report_file = env.tmp.path().join("report.json");
-        let cmd = |name: &str, extra: &[&str]| -> Vec<String> {
-            let mut a = vec![name.to_string(), env.url("src"), env.url("dst")];
-            a.extend(env.cli_options("--src-opt"));
-            a.extend(env.cli_options("--dst-opt"));
-            a.extend(extra.iter().map(|s| s.to_string()));
-            a
-        };
-        let verdict = || -> bool {
-            let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report_file).unwrap()).unwrap();
-            r["consistent"].as_bool().unwrap()
-        };
-        let rf = report_file.display().to_string();
-        let (code, _, err) = run(&cmd("sync", &["--report", &rf])).await;
-        assert_eq!(
-            code,
-            Some(1),
-            "{what}: extras remain, so the sync reports drift: {err}"
-        );
-        assert!(
-            err.contains("drift remains") && err.contains("--delete"),
-            "{what}: {err}"
-        );
-        assert!(!verdict(), "{what}: report verdict");
-        let (code, out, _) = run(&cmd("check", &[])).await;
-        assert_eq!(code, Some(1), "{what}: check right after: {out}");
+backend_tests!(sync_exit_code_its_report_and_a_check_right_after_always_agree: local, s3);
+async fn sync_exit_code_its_report_and_a_check_right_after_always_agree(backend: Backend) {
+    let env = Env::new(backend).await;
+    let what = format!("{backend:?}");
+    let src = env.open("src");
+    write_demo(&src, 3, 20, 1).await;
+    let dst = env.open("dst");
+    put(&dst, "leftover/old.bin", noise(100, 3)).await; // an extra a glob would read
+    let report_file = env.tmp.path().join("report.json");
+    let cmd = |name: &str, extra: &[&str]| -> Vec<String> {
+        let mut a = vec![name.to_string(), env.url("src"), env.url("dst")];
+        a.extend(env.cli_options("--src-opt"));
+        a.extend(env.cli_options("--dst-opt"));
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let verdict = || -> bool {
+        let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report_file).unwrap()).unwrap();
+        r["consistent"].as_bool().unwrap()
+    };
+    let rf = report_file.display().to_string();
+    let (code, _, err) = run(&cmd("sync", &["--report", &rf])).await;
+    assert_eq!(
+        code,
+        Some(1),
+        "{what}: extras remain, so the sync reports drift: {err}"
+    );
+    assert!(
+        err.contains("drift remains") && err.contains("--delete"),
+        "{what}: {err}"
+    );
+    assert!(!verdict(), "{what}: report verdict");
+    let (code, out, _) = run(&cmd("check", &[])).await;
+    assert_eq!(code, Some(1), "{what}: check right after: {out}");
 
-        let (code, _, err) = run(&cmd("sync", &["--delete", "--report", &rf])).await;
-        assert_eq!(code, Some(0), "{what}: {err}");
-        assert!(verdict(), "{what}: report verdict after --delete");
-        let (code, out, _) = run(&cmd("check", &["--format", "json"])).await;
-        assert_eq!(code, Some(0), "{what}: check right after: {out}");
-        let check: serde_json::Value = serde_json::from_str(&out).unwrap();
-        let synced: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&report_file).unwrap()).unwrap();
-        let m = committed(&dst).await.unwrap();
-        for r in [&check, &synced] {
-            assert_eq!(r["dst_digest"].as_str(), Some(m.digest.as_str()), "{what}: {r}");
-            assert_eq!(r["src_digest"], r["dst_digest"], "{what}");
-        }
+    let (code, _, err) = run(&cmd("sync", &["--delete", "--report", &rf])).await;
+    assert_eq!(code, Some(0), "{what}: {err}");
+    assert!(verdict(), "{what}: report verdict after --delete");
+    let (code, out, _) = run(&cmd("check", &["--format", "json"])).await;
+    assert_eq!(code, Some(0), "{what}: check right after: {out}");
+    let check: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let synced: serde_json::Value = serde_json::from_slice(&std::fs::read(&report_file).unwrap()).unwrap();
+    let m = committed(&dst).await.unwrap();
+    for r in [&check, &synced] {
+        assert_eq!(r["dst_digest"].as_str(), Some(m.digest.as_str()), "{what}: {r}");
+        assert_eq!(r["src_digest"], r["dst_digest"], "{what}");
     }
 }

@@ -88,38 +88,36 @@ impl ObjectStore for RewriteBetweenRanges {
     }
 }
 
+backend_tests!(a_large_shard_is_read_as_ranges_and_lands_exactly: local, s3);
 /// A 21 MiB shard in 4 MiB ranges, one-PUT and multipart: the destination holds the exact
 /// bytes, the manifest their hash, and the source was read as several ranged GETs.
-#[tokio::test]
-async fn a_large_shard_is_read_as_ranges_and_lands_exactly() {
-    for backend in [Backend::Local, Backend::S3] {
-        let env = Env::new(backend).await;
-        let (src, dst) = (env.open("src"), env.open("dst"));
-        let blob = noise(21 * MIB + 7, 3);
-        put(&src, "train/big.bin", blob.clone()).await;
-        for (n, threshold) in [64 * MIB, 8 * MIB].into_iter().enumerate() {
-            let (metered, meter) = InstrumentedStore::new(src.store.clone()).wrap(&src);
-            let opts = SyncOptions::default()
-                .with_multipart_threshold(threshold)
-                .with_full(n > 0);
-            let out = sync(&metered, &dst, &opts).await.expect("sync");
-            let what = format!("{backend:?}, multipart threshold {threshold}");
-            assert_eq!(out.report.shards_copied, 1, "{what}");
-            assert!(get(&dst, "train/big.bin").await == blob, "{what}: bytes differ");
-            let entry = out.committed.expect("committed").shards;
-            assert_eq!(entry[0].sha256, sha256(&blob), "{what}");
-            let ranged = meter
-                .ranged_gets
-                .lock()
-                .unwrap()
-                .iter()
-                .filter(|k| k.ends_with("big.bin"))
-                .count();
-            assert!(
-                ranged >= 6,
-                "{what}: {ranged} ranged GETs of a 21 MiB shard in 4 MiB stripes"
-            );
-        }
+async fn a_large_shard_is_read_as_ranges_and_lands_exactly(backend: Backend) {
+    let env = Env::new(backend).await;
+    let (src, dst) = (env.open("src"), env.open("dst"));
+    let blob = noise(21 * MIB + 7, 3);
+    put(&src, "train/big.bin", blob.clone()).await;
+    for (n, threshold) in [64 * MIB, 8 * MIB].into_iter().enumerate() {
+        let (metered, meter) = InstrumentedStore::new(src.store.clone()).wrap(&src);
+        let opts = SyncOptions::default()
+            .with_multipart_threshold(threshold)
+            .with_full(n > 0);
+        let out = sync(&metered, &dst, &opts).await.expect("sync");
+        let what = format!("{backend:?}, multipart threshold {threshold}");
+        assert_eq!(out.report.shards_copied, 1, "{what}");
+        assert!(get(&dst, "train/big.bin").await == blob, "{what}: bytes differ");
+        let entry = out.committed.expect("committed").shards;
+        assert_eq!(entry[0].sha256, sha256(&blob), "{what}");
+        let ranged = meter
+            .ranged_gets
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|k| k.ends_with("big.bin"))
+            .count();
+        assert!(
+            ranged >= 6,
+            "{what}: {ranged} ranged GETs of a 21 MiB shard in 4 MiB stripes"
+        );
     }
 }
 
