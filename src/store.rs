@@ -396,28 +396,7 @@ fn open_s3(parsed: &url::Url, display: &str, opts: &OpenOptions) -> Result<Opene
     let store = build_naming_culprit("s3", display, &settings, |subset| {
         s3_builder(subset, Default::default(), true).build()
     })?;
-    // Unless the user chose a request checksum: the CRC64NVME twin and its probe.
-    let chosen = settings.iter().any(|s| {
-        matches!(
-            s.key,
-            AmazonS3ConfigKey::Checksum | AmazonS3ConfigKey::UnsignedPayload
-        )
-    });
-    let crc_twin = |client, checksum: Option<&str>| {
-        let b = s3_builder(&all, client, false).with_config(AmazonS3ConfigKey::UnsignedPayload, "true");
-        let b = match checksum {
-            Some(c) => b.with_config(AmazonS3ConfigKey::Checksum, c),
-            None => b,
-        };
-        b.build().ok().map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
-    };
-    let crc_puts = if chosen {
-        None
-    } else {
-        crc_twin(Default::default(), Some("crc64nvme"))
-            .zip(crc_twin(crate::verify::wrong_crc64nvme_client(), None))
-            .map(|(store, probe)| Arc::new(crate::verify::CrcPuts { store, probe }))
-    };
+    let crc_puts = crc_puts_for(&settings, |client| s3_builder(&all, client, false));
     let s3_control = crate::s3_control::S3Control::for_store(
         &b,
         parsed.host_str().unwrap_or_default(),
@@ -433,6 +412,34 @@ fn open_s3(parsed: &url::Url, display: &str, opts: &OpenOptions) -> Result<Opene
         s3_control,
         crc_puts,
     })
+}
+
+/// The CRC64NVME twin of an S3 store and its probe (see [`crate::verify::CrcPuts`]), unless
+/// the user chose a request checksum or payload signing themselves.
+fn crc_puts_for(
+    settings: &[Setting<AmazonS3ConfigKey>],
+    builder: impl Fn(object_store::ClientOptions) -> AmazonS3Builder,
+) -> Option<Arc<crate::verify::CrcPuts>> {
+    let chosen = settings.iter().any(|s| {
+        matches!(
+            s.key,
+            AmazonS3ConfigKey::Checksum | AmazonS3ConfigKey::UnsignedPayload
+        )
+    });
+    if chosen {
+        return None;
+    }
+    let twin = |client, checksum: Option<&str>| {
+        let b = builder(client).with_config(AmazonS3ConfigKey::UnsignedPayload, "true");
+        let b = match checksum {
+            Some(c) => b.with_config(AmazonS3ConfigKey::Checksum, c),
+            None => b,
+        };
+        b.build().ok().map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
+    };
+    let store = twin(Default::default(), Some("crc64nvme"))?;
+    let probe = twin(crate::verify::wrong_crc64nvme_client(), None)?;
+    Some(Arc::new(crate::verify::CrcPuts { store, probe }))
 }
 
 /// A GCS store.
