@@ -180,8 +180,8 @@ pub struct SyncArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Shards copied at once. Memory stays within --max-memory whatever this is; on a slow link
-    /// small shards want more (the copies wait on round trips, not on bandwidth).
-    #[arg(short = 'j', long, default_value_t = 32, env = "SHARDSYNC_JOBS", value_parser = parse_jobs)]
+    /// small shards want many (the copies wait on round trips, not on bandwidth).
+    #[arg(short = 'j', long, default_value_t = 64, env = "SHARDSYNC_JOBS", value_parser = parse_jobs)]
     pub jobs: usize,
     /// How to prove each copied shard on the destination.
     #[arg(long, value_enum, default_value_t = VerifyArg::Size)]

@@ -230,11 +230,14 @@ pub(crate) async fn put_store(
             .probed
             .validates_crc64nvme
             .get_or_try_init(|| async {
-                let refuses_wrong =
-                    ask_checksum_validation(dst, crc.probe.as_ref(), "probe-checksum-crc64nvme").await?;
                 // A server that refuses the header whatever its value (one that does not know
-                // CRC64NVME) also "refuses a wrong one": it must take a right one too.
-                Ok::<_, Error>(refuses_wrong && accepts_crc64nvme(dst, crc.store.as_ref()).await)
+                // CRC64NVME) also "refuses a wrong one": it must take a right one too. Both
+                // asked at once: on a long link each is a round trip or two.
+                let (refuses_wrong, accepts_right) = tokio::join!(
+                    ask_checksum_validation(dst, crc.probe.as_ref(), "probe-checksum-crc64nvme"),
+                    accepts_crc64nvme(dst, crc.store.as_ref())
+                );
+                Ok::<_, Error>(refuses_wrong? && accepts_right)
             })
             .await?;
         if *checks {

@@ -140,14 +140,14 @@ def sync(
     strict_parquet: bool = False,
     follow_symlinks: bool = False,
     part_size: int = 8 * MiB,
-    multipart_threshold: int = 32 * MiB,
+    multipart_threshold: int = 8 * MiB,
     max_memory: int = 256 * MiB,
     write_source_manifest: bool = True,
 ) -> Report:
     """Make ``dst`` hold exactly the dataset at ``src``, and prove it (``shardsync sync``).
 
     Only objects that differ are copied (all of them with ``full=True``), ``jobs`` at once
-    (default 32, or ``$SHARDSYNC_JOBS``); bytes are hashed while they stream and a copy that
+    (default 64, or ``$SHARDSYNC_JOBS``); bytes are hashed while they stream and a copy that
     does not hash to the source's SHA-256 never lands. Each copy is then proven on the
     destination (``verify="size"``: size and stored hash; ``"deep"``: its bytes read back).
     The destination manifest is written last, conditionally; ``delete=True`` then removes the
@@ -178,7 +178,7 @@ def sync(
         full=full,
         delete=delete,
         dry_run=dry_run,
-        jobs=_jobs(jobs, 32),
+        jobs=_jobs(jobs, 64),
         verify=verify,
         src_options=_options(src_options),
         dst_options=_options(dst_options),
