@@ -293,6 +293,20 @@ async fn shard_under_the_multipart_threshold_goes_in_one_put(backend: Backend) {
     }
 }
 
+/// What s3s-fs recorded of every object it stored (one side file per object: the checksums
+/// it verified, the ETag).
+fn verified_checksums(env: &Env) -> Vec<String> {
+    let root = &env.server.as_ref().expect("an s3s-fs server").root;
+    std::fs::read_dir(root)
+        .unwrap()
+        .filter_map(|e| {
+            let p = e.ok()?.path();
+            let side = p.file_name()?.to_str()?.ends_with(".internal.json");
+            side.then(|| std::fs::read_to_string(&p).ok()).flatten()
+        })
+        .collect()
+}
+
 /// The request checksum README suggests for trusted links (`checksum_algorithm=crc64nvme`,
 /// `unsigned_payload=true` on the destination) works end to end, one-PUT and multipart, and is
 /// the one the server checked: s3s-fs keeps the checksums it verified in a side file per object.
@@ -323,15 +337,7 @@ async fn crc64nvme_request_checksum_option_works_end_to_end_on_s3() {
     assert_eq!(out.report.shards_copied, 5);
     assert_identical(&src, &dst, "crc64nvme").await;
 
-    let root = &env.server.as_ref().unwrap().root;
-    let sides: Vec<String> = std::fs::read_dir(root)
-        .unwrap()
-        .filter_map(|e| {
-            let p = e.ok()?.path();
-            let side = p.file_name()?.to_str()?.ends_with(".internal.json");
-            side.then(|| std::fs::read_to_string(&p).ok()).flatten()
-        })
-        .collect();
+    let sides = verified_checksums(&env);
     let crc = sides.iter().filter(|s| s.contains("checksum_crc64nvme")).count();
     assert!(crc >= 4, "{crc} objects with a verified CRC64NVME: {sides:?}");
     assert!(
@@ -364,15 +370,7 @@ async fn shard_puts_carry_crc64nvme_where_the_server_checks_it(backend: Backend)
     }
     assert_eq!(r.request_checksum.as_deref(), Some("crc64nvme"), "{what}");
     assert_eq!(r.proofs.rehash, 0, "{what}: {:?}", r.proofs);
-    let root = &env.server.as_ref().unwrap().root;
-    let sides: Vec<String> = std::fs::read_dir(root)
-        .unwrap()
-        .filter_map(|e| {
-            let p = e.ok()?.path();
-            let side = p.file_name()?.to_str()?.ends_with(".internal.json");
-            side.then(|| std::fs::read_to_string(&p).ok()).flatten()
-        })
-        .collect();
+    let sides = verified_checksums(&env);
     // The four one-PUT objects; s3s-fs records no checksum for a completed multipart one.
     let crc = sides.iter().filter(|s| s.contains("checksum_crc64nvme")).count();
     assert!(crc >= 4, "{crc} objects with a verified CRC64NVME: {sides:?}");
