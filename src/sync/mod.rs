@@ -143,7 +143,18 @@ async fn pipeline(
         return Err(Error::Interrupted); // nothing written yet
     }
     let stored = prepared.dst_stored.as_ref();
-    let expected = manifests::retract_overwritten(dst, &plan, &copy_set, stored, lease, &mut report).await?;
+    // The request-checksum probes (cached on the dataset) go out while the interim commit is
+    // made: on a long link each costs round trips the copies would otherwise wait for. An
+    // error here is asked again, and reported, where the copies need the answer.
+    let (expected, _) = tokio::join!(
+        manifests::retract_overwritten(dst, &plan, &copy_set, stored, lease, &mut report),
+        async {
+            if !copy_set.is_empty() {
+                let _ = crate::verify::put_store(dst).await;
+            }
+        }
+    );
+    let expected = expected?;
     if !copy_set.is_empty() {
         guard::ensure_lease(dst, lease, &expected).await?;
     }
