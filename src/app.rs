@@ -167,19 +167,7 @@ pub async fn diff(
     let counts = plan.counts();
     match format {
         Format::Json => {
-            let items: Vec<_> = plan
-                .items
-                .iter()
-                .map(|i| {
-                    serde_json::json!({
-                        "path": i.path,
-                        "state": i.state,
-                        "src_size": i.src.as_ref().map(|s| s.stat.size),
-                        "dst_size": i.dst.as_ref().map(|d| d.size),
-                    })
-                })
-                .collect();
-            let v = serde_json::json!({"src": src.url, "dst": dst.url, "counts": counts, "items": items});
+            let v = plan.to_json_value(&src.url, &dst.url);
             outln!("{}", serde_json::to_string_pretty(&v)?);
         }
         Format::Text | Format::Markdown => {

@@ -110,6 +110,24 @@ pub struct PlanCounts {
 }
 
 impl Plan {
+    /// The plan as the JSON document `diff --format json` prints (and the Python `Plan` mirrors):
+    /// both URLs, the counts per state, and each path's state and sizes.
+    pub fn to_json_value(&self, src: &str, dst: &str) -> serde_json::Value {
+        let items: Vec<_> = self
+            .items
+            .iter()
+            .map(|i| {
+                serde_json::json!({
+                    "path": i.path,
+                    "state": i.state,
+                    "src_size": i.src.as_ref().map(|s| s.stat.size),
+                    "dst_size": i.dst.as_ref().map(|d| d.size),
+                })
+            })
+            .collect();
+        serde_json::json!({"src": src, "dst": dst, "counts": self.counts(), "items": items})
+    }
+
     /// The source's manifest entries, in path order, when every one is known (hashed).
     pub fn source_entries(&self) -> Option<Vec<ShardEntry>> {
         self.items

@@ -384,20 +384,7 @@ impl PyPlan {
     }
 
     fn json(&self) -> serde_json::Value {
-        let items: Vec<_> = self
-            .plan
-            .items
-            .iter()
-            .map(|i| {
-                serde_json::json!({
-                    "path": i.path,
-                    "state": i.state,
-                    "src_size": i.src.as_ref().map(|s| s.stat.size),
-                    "dst_size": i.dst.as_ref().map(|d| d.size),
-                })
-            })
-            .collect();
-        serde_json::json!({"src": self.src, "dst": self.dst, "counts": self.plan.counts(), "items": items})
+        self.plan.to_json_value(&self.src, &self.dst)
     }
 }
 

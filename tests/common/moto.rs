@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-use super::process::{cache_dir, free_port, spawn_for_process_lifetime};
+use super::process::{cache_dir, free_port, pip_install_into_venv, spawn_for_process_lifetime};
 
 pub const MOTO_VERSION: &str = "5.2.1";
 
@@ -35,24 +35,9 @@ fn python_with_moto() -> PathBuf {
     if has_moto(&system) {
         return system;
     }
-    let venv = cache_dir("moto-venv");
-    let py = venv.join("bin/python");
+    let py = cache_dir("moto-venv").join("bin/python");
     if !has_moto(&py) {
-        let ok = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .is_ok_and(|s| s.success())
-            && Command::new(&py)
-                .args(["-m", "pip", "install", "--quiet"])
-                .arg(format!("moto[server]=={MOTO_VERSION}"))
-                .status()
-                .is_ok_and(|s| s.success());
-        assert!(
-            ok,
-            "could not install moto[server]=={MOTO_VERSION} from PyPI into {}",
-            venv.display()
-        );
+        pip_install_into_venv("moto-venv", &format!("moto[server]=={MOTO_VERSION}"));
     }
     py
 }

@@ -69,3 +69,21 @@ pub fn on_path(name: &str) -> Option<PathBuf> {
 pub fn cache_dir(name: &str) -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join(name)
 }
+
+/// Install `spec` from PyPI into a venv under the target directory (made if missing) and
+/// return the venv's python; panics naming the package when that fails.
+pub fn pip_install_into_venv(name: &str, spec: &str) -> PathBuf {
+    let venv = cache_dir(name);
+    let py = venv.join("bin/python");
+    let ok = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status()
+        .is_ok_and(|s| s.success())
+        && Command::new(&py)
+            .args(["-m", "pip", "install", "--quiet", spec])
+            .status()
+            .is_ok_and(|s| s.success());
+    assert!(ok, "could not install {spec} from PyPI into {}", venv.display());
+    py
+}
