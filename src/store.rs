@@ -198,11 +198,16 @@ impl Dataset {
 
     /// Which dataset this is, as a destination manifest records its source
     /// ([`crate::manifest::CopiedFrom`]): the store namespace (backend, endpoint, bucket) and
-    /// root where known, else the URL it was opened under. Never holds a credential.
+    /// root where known, else the URL it was opened under; a local folder also names its host,
+    /// since `/data/x` on two machines are two datasets. Never holds a credential.
     pub fn identity(&self) -> String {
-        match &self.scope {
+        let id = match &self.scope {
             Some(s) => format!("{} /{}", s.namespace, s.segments.join("/")),
             None => format!("url {}", self.url),
+        };
+        match self.backend {
+            Backend::Local => format!("{id} on {}", crate::lock::hostname()),
+            _ => id,
         }
     }
 
