@@ -181,6 +181,13 @@ pub async fn diff(
                 counts.extra,
                 counts.same
             );
+            if counts.renamed + counts.copied_in_place > 0 {
+                outln!(
+                    "  of the copies, {} renamed or moved and {} duplicated: made inside the destination, not sent",
+                    counts.renamed,
+                    counts.copied_in_place
+                );
+            }
             for i in plan.items.iter().filter(|i| i.state != State::Same) {
                 let size = i
                     .src
@@ -188,7 +195,14 @@ pub async fn diff(
                     .map(|s| s.stat.size)
                     .or(i.dst.as_ref().map(|d| d.size))
                     .unwrap_or(0);
-                outln!("  {:<8} {:>10}  {}", i.state.as_str(), human(size), i.path);
+                let from = i.origin.as_ref().map(|o| format!("  (copy of {})", o.path));
+                outln!(
+                    "  {:<8} {:>10}  {}{}",
+                    i.state.as_str(),
+                    human(size),
+                    i.path,
+                    from.unwrap_or_default()
+                );
             }
         }
     }

@@ -7,6 +7,7 @@
 //! commit, is `Unproven` until [`crate::verify`] proves or disproves it.
 
 use std::cmp::Ordering;
+use std::collections::HashMap;
 
 use serde::Serialize;
 
@@ -74,6 +75,20 @@ pub struct PlanItem {
     pub dst: Option<ObjectStat>,
     /// The destination's hash-bearing entry, when it is trusted (or once proven).
     pub dst_entry: Option<ShardEntry>,
+    /// Another destination path already holding this item's bytes (same size and SHA-256,
+    /// proven by the destination manifest): the sync makes this copy inside the destination
+    /// (a server-side copy) instead of sending the bytes again. See [`Plan::find_origins`].
+    pub origin: Option<Origin>,
+}
+
+/// Where a copy made inside the destination takes its bytes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// The destination path holding the bytes.
+    pub path: String,
+    /// Whether that path leaves the dataset (a rename or move: it is an extra, removed with
+    /// `delete`) or stays in it (the same bytes under a second path).
+    pub renamed: bool,
 }
 
 impl PlanItem {
@@ -107,6 +122,11 @@ pub struct PlanCounts {
     pub same: usize,
     /// Paths whose destination bytes are not yet proven either way.
     pub unproven: usize,
+    /// Of the copies, those made inside the destination from a path that leaves the dataset
+    /// (renamed or moved at the source): no byte crosses between the stores.
+    pub renamed: usize,
+    /// Of the copies, those made inside the destination from a path the dataset keeps.
+    pub copied_in_place: usize,
 }
 
 impl Plan {
@@ -122,6 +142,7 @@ impl Plan {
                     "state": i.state,
                     "src_size": i.src.as_ref().map(|s| s.stat.size),
                     "dst_size": i.dst.as_ref().map(|d| d.size),
+                    "copy_from": i.origin.as_ref().map(|o| &o.path),
                 })
             })
             .collect();
@@ -149,6 +170,11 @@ impl Plan {
                 State::Same => c.same += 1,
                 State::Unproven => c.unproven += 1,
             }
+            match &i.origin {
+                Some(o) if o.renamed => c.renamed += 1,
+                Some(_) => c.copied_in_place += 1,
+                None => {}
+            }
         }
         c
     }
@@ -156,6 +182,37 @@ impl Plan {
     /// Items in a state.
     pub fn in_state(&self, state: State) -> impl Iterator<Item = &PlanItem> {
         self.items.iter().filter(move |i| i.state == state)
+    }
+
+    /// Mark each item to copy whose bytes the destination already holds under another path
+    /// (a proven entry with the same size and SHA-256, in a path that is `same` or `extra`):
+    /// its copy is made inside the destination. Paths that the sync rewrites are not origins,
+    /// since their bytes change under the copy. Items whose source hash is unknown keep none.
+    pub fn find_origins(&mut self) {
+        let mut held: HashMap<(u64, &str), (&str, bool)> = HashMap::new();
+        for i in &self.items {
+            if let (Some(e), Some(d), State::Same | State::Extra) = (&i.dst_entry, &i.dst, i.state) {
+                if e.size == d.size {
+                    held.entry((e.size, e.sha256.as_str()))
+                        .or_insert((i.path.as_str(), i.state == State::Extra));
+                }
+            }
+        }
+        let origins: Vec<Option<Origin>> = self
+            .items
+            .iter()
+            .map(|i| {
+                let e = i.src.as_ref()?.entry.as_ref().filter(|_| i.state.needs_copy())?;
+                let &(path, renamed) = held.get(&(e.size, e.sha256.as_str()))?;
+                Some(Origin {
+                    path: path.to_string(),
+                    renamed,
+                })
+            })
+            .collect();
+        for (i, o) in self.items.iter_mut().zip(origins) {
+            i.origin = o;
+        }
     }
 
     /// True when nothing differs (no copy, no extra).
@@ -206,6 +263,7 @@ pub fn diff(src: Vec<SourceObject>, dst_manifest: Option<&Manifest>, dst_listing
                         src: Some(s),
                         dst: Some(d),
                         dst_entry: trusted,
+                        origin: None,
                     });
                     (s_next, d_next) = (src.next(), dst.next());
                 }
@@ -246,6 +304,7 @@ fn src_only(s: SourceObject, entries: &mut EntryCursor) -> PlanItem {
         src: Some(s),
         dst: None,
         dst_entry: None,
+        origin: None,
     }
 }
 
@@ -256,6 +315,7 @@ fn dst_only(d: ObjectStat, entries: &mut EntryCursor) -> PlanItem {
         src: None,
         dst_entry: entries.trusted(&d),
         dst: Some(d),
+        origin: None,
     }
 }
 

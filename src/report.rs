@@ -157,8 +157,15 @@ pub struct Report {
     pub interrupted: bool,
     /// Bytes in the source.
     pub bytes_total: u64,
-    /// Bytes copied this run.
+    /// Bytes copied this run from the source (they crossed between the stores).
     pub bytes_copied: u64,
+    /// Of the shards copied, those made inside the destination from bytes it already held
+    /// under another path (a rename or move at the source): no byte crossed between the stores.
+    #[serde(default)]
+    pub shards_copied_in_place: u64,
+    /// Bytes of the shards copied inside the destination (not in `bytes_copied`).
+    #[serde(default)]
+    pub bytes_copied_in_place: u64,
     /// Bytes not copied because already there.
     pub bytes_skipped: u64,
     /// Bytes copied per second of the whole run.
@@ -222,6 +229,8 @@ impl Report {
             interrupted: false,
             bytes_total: 0,
             bytes_copied: 0,
+            shards_copied_in_place: 0,
+            bytes_copied_in_place: 0,
             bytes_skipped: 0,
             throughput_bytes_per_sec: 0.0,
             inconsistency: 0.0,
@@ -306,6 +315,18 @@ impl Report {
         }
     }
 
+    /// The copies made inside the destination (renamed or moved at the source), if any.
+    fn in_place_note(&self) -> String {
+        if self.shards_copied_in_place == 0 {
+            return String::new();
+        }
+        format!(
+            "; {} in {} shard(s) copied inside the destination (renamed or moved: not sent again)",
+            bytes(self.bytes_copied_in_place),
+            self.shards_copied_in_place
+        )
+    }
+
     /// A compact table for a terminal. `color` adds ANSI colour (use only on a TTY).
     pub fn render_text(&self, color: bool) -> String {
         use std::fmt::Write;
@@ -360,11 +381,12 @@ impl Report {
         );
         let _ = writeln!(
             o,
-            "  bytes    {} total, {} copied, in {:.2} s ({}/s)",
+            "  bytes    {} total, {} copied, in {:.2} s ({}/s){}",
             bytes(self.bytes_total),
             bytes(self.bytes_copied),
             self.elapsed_seconds,
-            bytes(self.throughput_bytes_per_sec as u64)
+            bytes(self.throughput_bytes_per_sec as u64),
+            self.in_place_note()
         );
         let _ = writeln!(
             o,
@@ -444,9 +466,10 @@ impl Report {
         );
         let _ = writeln!(
             o,
-            "| bytes | {} total, {} copied |",
+            "| bytes | {} total, {} copied{} |",
             bytes(self.bytes_total),
-            bytes(self.bytes_copied)
+            bytes(self.bytes_copied),
+            self.in_place_note()
         );
         let _ = writeln!(
             o,

@@ -33,6 +33,8 @@ pub(super) struct ProvenCopy {
     /// Its destination entry; its stat is the verified object's.
     pub(super) entry: ShardEntry,
     pub(super) proof: Proof,
+    /// Made by a copy inside the destination (no byte crossed between the stores).
+    pub(super) in_place: bool,
 }
 
 /// A shard written whose PUT answered with an ETag: proven once a listing shows that ETag and
@@ -90,19 +92,20 @@ pub(super) async fn run(
     let stopped_by = std::sync::Mutex::new(None::<String>);
     // Collected, not a lazy `map`: a closure over `&usize` held across the awaits below makes
     // the future not provably `Send`, and then `tokio::spawn(sync(..))` does not compile.
-    let jobs: Vec<(usize, CopyJob, Option<ShardEntry>, Option<ObjectStat>)> = copy_set
+    let jobs: Vec<PlannedCopy> = copy_set
         .iter()
         .filter_map(|&n| job_for(plan, n, opts.full))
         .collect();
     let attempts = futures::stream::iter(jobs)
-        .map(|(n, job, planned, src_stat)| {
+        .map(|planned| {
             let (stop, stopped_by) = (&stop, &stopped_by);
             async move {
+                let (n, path) = (planned.n, planned.job.path.clone());
                 if stop.is_cancelled() {
                     return (n, Attempt::NotStarted);
                 }
-                let r = copy_and_verify(src, dst, &job, planned, src_stat, opts).await;
-                opts.events.object_done(&job.path);
+                let r = copy_and_verify(src, dst, planned, opts).await;
+                opts.events.object_done(&path);
                 (n, attempt_of(r, stop, stopped_by))
             }
         })
@@ -136,12 +139,19 @@ fn attempt_of(
     }
 }
 
-/// The copy job for plan item `n`, with its planned entry and source stat.
-fn job_for(
-    plan: &Plan,
+/// One copy to make: plan item `n`, its job, and what the plan knows of it.
+struct PlannedCopy {
     n: usize,
-    full: bool,
-) -> Option<(usize, CopyJob, Option<ShardEntry>, Option<ObjectStat>)> {
+    job: CopyJob,
+    /// The source manifest's entry, when its hash is known.
+    entry: Option<ShardEntry>,
+    src_stat: Option<ObjectStat>,
+    /// A destination path holding the same bytes: the copy is made inside the destination.
+    origin: Option<String>,
+}
+
+/// The copy job for plan item `n`, with its planned entry and source stat.
+fn job_for(plan: &Plan, n: usize, full: bool) -> Option<PlannedCopy> {
     let item = &plan.items[n];
     let s = item.src.as_ref()?;
     let job = CopyJob {
@@ -154,7 +164,13 @@ fn job_for(
             .then(|| item.dst_entry.as_ref().map(|d| d.sha256.clone()))
             .flatten(),
     };
-    Some((n, job, s.entry.clone(), Some(s.stat.clone())))
+    Some(PlannedCopy {
+        n,
+        job,
+        entry: s.entry.clone(),
+        src_stat: Some(s.stat.clone()),
+        origin: item.origin.as_ref().map(|o| o.path.clone()),
+    })
 }
 
 /// The options the copies run under: as given, except that on a server that accepts a wrong
@@ -224,11 +240,17 @@ fn budget_note(plan: &Plan, copy_set: &[usize], opts: &SyncOptions, report: &mut
 async fn copy_and_verify(
     src: &Dataset,
     dst: &Dataset,
-    job: &CopyJob,
-    planned: Option<ShardEntry>,
-    src_stat: Option<ObjectStat>,
+    planned: PlannedCopy,
     opts: &SyncOptions,
 ) -> Result<Landed> {
+    let PlannedCopy {
+        job,
+        entry: planned,
+        src_stat,
+        origin,
+        ..
+    } = planned;
+    let job = &job;
     if let Some(reason) = planned
         .as_ref()
         .and_then(|e| e.parquet_error.clone())
@@ -238,6 +260,11 @@ async fn copy_and_verify(
             path: job.path.clone(),
             reason,
         });
+    }
+    if let Some((origin, entry)) = origin.zip(planned.clone()) {
+        if let Some(landed) = copy_in_place(dst, &origin, entry, opts).await {
+            return Ok(landed);
+        }
     }
     let copied = copy_object(src, dst, job, &opts.transfer, &opts.events).await?;
     if !copied.written {
@@ -253,7 +280,49 @@ async fn copy_and_verify(
         return Ok(Landed::Unproven(UnprovenCopy { entry }));
     }
     let proof = verify_or_remove(dst, &mut entry, opts.verify, copied.e_tag.as_deref()).await?;
-    Ok(Landed::Proven(ProvenCopy { entry, proof }))
+    Ok(Landed::Proven(ProvenCopy {
+        entry,
+        proof,
+        in_place: false,
+    }))
+}
+
+/// Make a shard from bytes the destination already holds under `origin` (a server-side copy),
+/// then prove it against the source's hash like any copy. `None` when that did not work (the
+/// origin changed or vanished since the plan, the store has no copy, the proof failed): the
+/// caller then copies from the source, so the shard is never lost to the shortcut.
+async fn copy_in_place(
+    dst: &Dataset,
+    origin: &str,
+    mut entry: ShardEntry,
+    opts: &SyncOptions,
+) -> Option<Landed> {
+    let to = dst.key(&entry.path);
+    if let Err(e) = dst.store.copy(&dst.key(origin), &to).await {
+        tracing::info!(
+            "{}: copy inside the destination from {origin} failed ({e}); copying from the source",
+            entry.path
+        );
+        return None;
+    }
+    match verify_or_remove(dst, &mut entry, opts.verify, None).await {
+        Ok(proof) => {
+            opts.events.add_bytes(entry.size);
+            tracing::debug!("{}: copied inside the destination from {origin}", entry.path);
+            Some(Landed::Proven(ProvenCopy {
+                entry,
+                proof,
+                in_place: true,
+            }))
+        }
+        Err(e) => {
+            tracing::info!(
+                "{}: copy inside the destination from {origin} not proven ({e}); copying from the source",
+                entry.path
+            );
+            None
+        }
+    }
 }
 
 /// The entry of a shard the source manifest did not know: built from the hash taken in

@@ -232,7 +232,9 @@ fn dry_run(mut report: Report, plan: Plan, copies: usize) -> SyncOutcome {
 fn conclude(report: &mut Report, plan: &Plan, tally: &Tally, opts: &SyncOptions) {
     let failed = tally.failures.len() as u64;
     report.shards_skipped = report.shards_total - report.shards_copied - failed - tally.not_started as u64;
-    report.bytes_skipped = report.bytes_total.saturating_sub(report.bytes_copied);
+    report.bytes_skipped = report
+        .bytes_total
+        .saturating_sub(report.bytes_copied + report.bytes_copied_in_place);
     report.consistent = tally.complete()
         && plan
             .items

@@ -7,7 +7,7 @@
 //! `Unproven` items (destination bytes not in its manifest) are then settled by comparing the
 //! destination with the source hash.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use futures::StreamExt;
 
@@ -56,15 +56,23 @@ pub async fn prepare_with(
     opts: &SyncOptions,
     rehash_source: bool,
 ) -> Result<Prepared> {
-    prepare_inner(src, dst, opts, rehash_source, false).await
+    let how = Preparation {
+        rehash_source,
+        ..Preparation::default()
+    };
+    prepare_inner(src, dst, opts, how).await
 }
 
 /// The plan a sync acts on: as [`prepare`], but interruptible, and in size mode stale small
-/// source objects are left for the copy to hash (see [`prepare_inner`]).
+/// source objects are left for the copy to hash (see [`Preparation`]).
 pub(super) async fn prepare_for_sync(src: &Dataset, dst: &Dataset, opts: &SyncOptions) -> Result<Prepared> {
-    let defer_to_copy = !opts.dry_run && opts.verify == VerifyMode::Size;
+    let how = Preparation {
+        rehash_source: false,
+        defer_to_copy: !opts.dry_run && opts.verify == VerifyMode::Size,
+        find_renames: true,
+    };
     opts.cancel
-        .run_until_cancelled(prepare_inner(src, dst, opts, false, defer_to_copy))
+        .run_until_cancelled(prepare_inner(src, dst, opts, how))
         .await
         .ok_or(Error::Interrupted)?
 }
@@ -78,20 +86,31 @@ struct Sides {
     warnings: Vec<String>,
 }
 
-/// With `defer_to_copy` (a sync about to copy), stale source objects small enough for one PUT
-/// are not hashed here: the copy reads them once, hashes them and skips the PUT when the bytes
-/// are the destination's (see [`crate::transfer::CopyJob::unless_sha256`]). Hashing them here
-/// and then copying would read each changed one twice. They stay `Unproven` in the plan until
-/// the copy settles them.
+/// What a preparation hashes at the source beyond what its plan needs.
+#[derive(Debug, Clone, Copy, Default)]
+struct Preparation {
+    /// Re-hash every source object (a deep check).
+    rehash_source: bool,
+    /// A sync about to copy: stale source objects small enough for one PUT are not hashed
+    /// here. The copy reads them once, hashes them and skips the PUT when the bytes are the
+    /// destination's (see [`crate::transfer::CopyJob::unless_sha256`]); hashing them here and
+    /// then copying would read each changed one twice. They stay `Unproven` until the copy
+    /// settles them.
+    defer_to_copy: bool,
+    /// A sync: hash stale source objects at new paths whose size a proven destination object
+    /// has, so a renamed or moved shard is copied inside the destination, not sent again.
+    find_renames: bool,
+}
+
 async fn prepare_inner(
     src: &Dataset,
     dst: &Dataset,
     opts: &SyncOptions,
-    rehash_source: bool,
-    defer_to_copy: bool,
+    how: Preparation,
 ) -> Result<Prepared> {
     let mut sides = read_sides(src, dst, opts).await?;
     let mut src_corrupt = Vec::new();
+    let rehash_source = how.rehash_source;
     if rehash_source {
         for s in &mut sides.sources {
             if let Some(e) = s.entry.take() {
@@ -99,7 +118,7 @@ async fn prepare_inner(
             }
         }
     }
-    let src_hashed = hash_where_needed(src, &mut sides, opts, rehash_source, defer_to_copy).await?;
+    let src_hashed = hash_where_needed(src, &mut sides, opts, how).await?;
     // Keep only the claimed entries the fresh hash contradicts.
     let sources = &sides.sources;
     src_corrupt.retain(|claimed| {
@@ -115,6 +134,7 @@ async fn prepare_inner(
         sides.dst_list,
     );
     settle_unproven(dst, &mut plan, opts).await?;
+    plan.find_origins();
     Ok(Prepared {
         plan,
         src_previous: sides.src_previous,
@@ -180,15 +200,23 @@ async fn read_sides(src: &Dataset, dst: &Dataset, opts: &SyncOptions) -> Result<
 
 /// Hash the source objects whose entry is unknown and whose destination twin has the same
 /// size (or every object, with `rehash_source`): without a hash, `same` and `changed` cannot
-/// be told apart. Returns how many were hashed.
+/// be told apart. With `find_renames`, also those at new paths whose size a proven destination
+/// object has. Returns how many were hashed.
 async fn hash_where_needed(
     src: &Dataset,
     sides: &mut Sides,
     opts: &SyncOptions,
-    rehash_source: bool,
-    defer_to_copy: bool,
+    how: Preparation,
 ) -> Result<usize> {
+    let (rehash_source, defer_to_copy) = (how.rehash_source, how.defer_to_copy);
     let dst_stats: HashMap<&str, &ObjectStat> = sides.dst_list.iter().map(|s| (s.path.as_str(), s)).collect();
+    let proven_sizes = match (&sides.dst_stored, how.find_renames) {
+        (Some(d), true) => proven_sizes(&d.manifest, &dst_stats),
+        _ => HashSet::new(),
+    };
+    let rename_candidate = |s: &SourceObject| {
+        !dst_stats.contains_key(s.stat.path.as_str()) && proven_sizes.contains(&s.stat.size)
+    };
     // Deferred only where the destination's hash is known (its manifest entry matches its
     // listing), so the copy can tell `same` by itself. Objects a killed sync landed have no such
     // entry: they are hashed here and proven from their metadata, not copied again.
@@ -210,6 +238,7 @@ async fn hash_where_needed(
                 || (s.entry.is_none()
                     && dst_stats.get(s.stat.path.as_str()).map(|d| d.size) == Some(s.stat.size)
                     && !deferred(s))
+                || (s.entry.is_none() && rename_candidate(s))
         })
         .map(|s| s.stat.clone())
         .collect();
@@ -227,6 +256,21 @@ async fn hash_where_needed(
         }
     }
     Ok(must_hash.len())
+}
+
+/// Sizes of the destination objects whose manifest entry still describes them: the only
+/// objects a copy inside the destination may start from.
+fn proven_sizes(manifest: &Manifest, dst_stats: &HashMap<&str, &ObjectStat>) -> HashSet<u64> {
+    manifest
+        .shards
+        .iter()
+        .filter(|e| {
+            dst_stats
+                .get(e.path.as_str())
+                .is_some_and(|s| entry_matches_stat(e, s))
+        })
+        .map(|e| e.size)
+        .collect()
 }
 
 /// A proof attempt: the destination stat and whether it matches, or `None` when it is gone.

@@ -96,11 +96,16 @@ async fn settle(
         return Attempt::Done(Settled::Proven(ProvenCopy {
             entry,
             proof: Proof::SizeAndEtag,
+            in_place: false,
         }));
     }
     let put_etag = entry.etag.clone(); // still the PUT's answer: see copy::UnprovenCopy
     match verify_or_remove(dst, &mut entry, opts.verify, put_etag.as_deref()).await {
-        Ok(proof) => Attempt::Done(Settled::Proven(ProvenCopy { entry, proof })),
+        Ok(proof) => Attempt::Done(Settled::Proven(ProvenCopy {
+            entry,
+            proof,
+            in_place: false,
+        })),
         Err(e) => Attempt::Failed(e),
     }
 }

@@ -58,7 +58,13 @@ pub(super) fn record(
                 tally.copied[n] = item.dst_entry.clone();
             }
             Attempt::Done(Settled::Proven(p)) => {
-                count_proof(report, p.proof, p.entry.size);
+                count_proof(report, p.proof);
+                if p.in_place {
+                    report.shards_copied_in_place += 1;
+                    report.bytes_copied_in_place += p.entry.size;
+                } else {
+                    report.bytes_copied += p.entry.size;
+                }
                 tally.copied[n] = Some(p.entry);
             }
             Attempt::Failed(e) => {
@@ -96,9 +102,8 @@ pub(super) fn record(
     tally
 }
 
-fn count_proof(report: &mut Report, proof: Proof, size: u64) {
+fn count_proof(report: &mut Report, proof: Proof) {
     report.shards_copied += 1;
-    report.bytes_copied += size;
     match proof {
         Proof::SizeAndEtag => report.proofs.size_and_etag += 1,
         Proof::SizeAndMetadata => report.proofs.size_and_metadata += 1,

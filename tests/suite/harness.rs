@@ -213,6 +213,7 @@ pub struct InstrumentedStore {
     inner: Arc<dyn ObjectStore>,
     pub meter: Arc<Meter>,
     read_only: bool,
+    refuse_copies: bool,
     chunk: Option<usize>,
     part_delay: Duration,
     latency: Duration,
@@ -269,6 +270,7 @@ impl InstrumentedStore {
             inner,
             meter: Arc::default(),
             read_only: false,
+            refuse_copies: false,
             chunk: None,
             part_delay: Duration::ZERO,
             latency: Duration::ZERO,
@@ -310,6 +312,12 @@ impl InstrumentedStore {
     /// Record into `meter` (shared with another wrapper: source and destination together).
     pub fn with_meter(mut self, meter: Arc<Meter>) -> Self {
         self.meter = meter;
+        self
+    }
+
+    /// A store without server-side copies (as some S3-compatible servers are).
+    pub fn refuse_copies(mut self) -> Self {
+        self.refuse_copies = true;
         self
     }
 
@@ -567,6 +575,13 @@ impl ObjectStore for InstrumentedStore {
         if self.read_only {
             return Err(self.refuse(to));
         }
+        if self.refuse_copies {
+            return Err(object_store::Error::NotImplemented {
+                operation: "copy".into(),
+                implementer: "test store".into(),
+            });
+        }
+        self.meter.event(format!("copy {from} -> {to}"));
         self.inner.copy_opts(from, to, options).await
     }
 }

@@ -29,6 +29,7 @@ mod parquet_corpus;
 mod recall;
 mod regressions;
 mod remotes;
+mod renames;
 mod retries;
 mod robustness;
 mod s3_control;
