@@ -122,10 +122,50 @@ async fn pipeline(
     opts: &SyncOptions,
     lease: &mut Option<SyncLock>,
 ) -> Result<SyncOutcome> {
+    let ready = match before_copies(src, dst, opts, lease).await? {
+        Ahead::Copy(ready) => ready,
+        Ahead::Done(outcome) => return Ok(*outcome),
+    };
+    let copies = copy::run(src, dst, &ready.plan, &ready.copy_set, &ready.opts).await;
+    after_copies(src, dst, *ready, copies, lease).await
+}
+
+/// A destination planned, its interim commit made and its lease held: ready for the copies.
+struct Ready {
+    report: Report,
+    plan: Plan,
+    copy_set: Vec<usize>,
+    prepared: PreparedRest,
+    /// The destination manifest version the final commit must replace.
+    expected: crate::commit::Expected,
+    /// The options the copies run under (see [`copy::proof_options`]).
+    opts: SyncOptions,
+}
+
+/// What the plan stage read besides the plan.
+struct PreparedRest {
+    src_previous: Option<Manifest>,
+    dst_stored: Option<crate::manifest::StoredManifest>,
+}
+
+/// What comes after the plan: copies to make, or a sync already done (a dry run).
+enum Ahead {
+    Copy(Box<Ready>),
+    Done(Box<SyncOutcome>),
+}
+
+/// Stages before the copies: plan, the delete limit, the interim commit, the lease and the
+/// request-checksum probes.
+async fn before_copies(
+    src: &Dataset,
+    dst: &Dataset,
+    opts: &SyncOptions,
+    lease: &mut Option<SyncLock>,
+) -> Result<Ahead> {
     let mut report = Report::new("sync", opts.mode(), Some(&src.url), Some(&dst.url));
     report.verify = Some(opts.verify);
     let prepared = plan::prepare_for_sync(src, dst, opts).await?;
-    let mut plan = prepared.plan;
+    let plan = prepared.plan;
     planned(
         &mut report,
         &plan,
@@ -137,7 +177,7 @@ async fn pipeline(
     }
     let copy_set = plan::copy_set(&plan, opts.full);
     if opts.dry_run {
-        return Ok(dry_run(report, plan, copy_set.len()));
+        return Ok(Ahead::Done(Box::new(dry_run(report, plan, copy_set.len()))));
     }
     if opts.cancel.is_cancelled() {
         return Err(Error::Interrupted); // nothing written yet
@@ -158,8 +198,39 @@ async fn pipeline(
     if !copy_set.is_empty() {
         guard::ensure_lease(dst, lease, &expected).await?;
     }
-    let opts = &copy::proof_options(dst, &plan, &copy_set, opts, &mut report).await?;
-    let copies = copy::run(src, dst, &plan, &copy_set, opts).await;
+    let opts = copy::proof_options(dst, &plan, &copy_set, opts, &mut report).await?;
+    Ok(Ahead::Copy(Box::new(Ready {
+        report,
+        plan,
+        copy_set,
+        prepared: PreparedRest {
+            src_previous: prepared.src_previous,
+            dst_stored: prepared.dst_stored,
+        },
+        expected,
+        opts,
+    })))
+}
+
+/// Stages after the copies: prove, tally, commit, write the source manifest back, delete, and
+/// the verdict.
+async fn after_copies(
+    src: &Dataset,
+    dst: &Dataset,
+    ready: Ready,
+    copies: copy::Copies,
+    lease: &mut Option<SyncLock>,
+) -> Result<SyncOutcome> {
+    let Ready {
+        mut report,
+        mut plan,
+        prepared,
+        expected,
+        opts,
+        ..
+    } = ready;
+    let opts = &opts;
+    let stored = prepared.dst_stored.as_ref();
     let stopped_by = copies.stopped_by.clone();
     let confirmed = prove::confirm_copies(dst, copies, opts).await?;
     let relisted = confirmed.relisted.clone();
