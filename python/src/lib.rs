@@ -201,6 +201,7 @@ fn check(
         strict_schema,
         strict,
         strict_parquet,
+        ..CheckOptions::default()
     };
     let work = async move { check_datasets(&s, &d, &opts).await };
     let done = run::run(py, work, &queue, progress.as_ref(), Stop::Abort);

@@ -40,6 +40,7 @@ pub(super) fn record(
     plan: &mut Plan,
     confirmed: Confirmed,
     stopped_by: Option<String>,
+    max_transfer_reached: bool,
     opts: &SyncOptions,
     report: &mut Report,
 ) -> Tally {
@@ -79,6 +80,14 @@ pub(super) fn record(
     report.shards_not_started = tally.not_started as u64;
     if tally.not_started > 0 {
         match stopped_by {
+            _ if max_transfer_reached && !opts.cancel.is_cancelled() => {
+                report.max_transfer_reached = true;
+                report.warnings.push(format!(
+                    "--max-transfer {} reached: {} shard(s) not copied; the next sync copies them",
+                    crate::display::human_bytes(opts.max_transfer.unwrap_or(0)),
+                    tally.not_started
+                ));
+            }
             Some(cause) if !opts.cancel.is_cancelled() => report.warnings.push(format!(
                 "{} shard(s) not copied: the destination refused writes ({cause}); \
                  no further copy was started",
