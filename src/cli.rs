@@ -264,14 +264,14 @@ pub struct SyncArgs {
     pub filter: FilterArgs,
     /// Stop starting new copies once this much has been started (e.g. 100GiB); the sync ends
     /// incomplete (exit 1), commits what landed, and the next run goes on.
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = parse_nonzero_size)]
     pub max_transfer: Option<u64>,
     /// Read the source at most this fast over all copies together, in bytes per second
     /// (e.g. 50MiB).
-    #[arg(long, value_name = "RATE", value_parser = parse_size)]
+    #[arg(long, value_name = "RATE", value_parser = parse_nonzero_size)]
     pub bwlimit: Option<u64>,
     /// Bytes --bwlimit lets through at once after an idle spell (default: one second's worth).
-    #[arg(long, value_name = "SIZE", value_parser = parse_size, requires = "bwlimit")]
+    #[arg(long, value_name = "SIZE", value_parser = parse_nonzero_size, requires = "bwlimit")]
     pub bwlimit_burst: Option<u64>,
     #[command(flatten)]
     pub cost: CostArgs,
@@ -385,6 +385,15 @@ pub fn parse_interval(s: &str) -> Result<Duration, String> {
 }
 
 pub use shardsync::display::parse_size;
+
+/// A limit that zero would make meaningless (`--bwlimit 0` would never finish; rclone reads
+/// `--max-transfer 0` as "no limit"): more than zero bytes.
+pub fn parse_nonzero_size(s: &str) -> Result<u64, String> {
+    match parse_size(s)? {
+        0 => Err("must be more than 0 (leave the flag out for no limit)".into()),
+        n => Ok(n),
+    }
+}
 
 /// `--egress-price`: a finite price of zero or more.
 pub fn parse_price(s: &str) -> Result<f64, String> {

@@ -268,6 +268,7 @@ async fn bad_filter_and_limit_values_exit_2_with_one_line_naming_them() {
         (&["--min-size", "-3"][..], "-3"),
         (&["--max-transfer", "lots"][..], "lots"),
         (&["--bwlimit", "50MiB/s"][..], "50MiB/s"),
+        (&["--bwlimit", "0"][..], "--bwlimit"),
         (&["--egress-price", "cheap"][..], "cheap"),
         (&["--include", "train/[a"][..], "train/[a"),
         (&["--include", "nothing-matches-*"][..], "nothing-matches-*"),
