@@ -178,19 +178,24 @@ async fn bwlimit_draws_every_copied_byte_through_one_shared_bucket(backend: Back
     let what = format!("{backend:?}");
     let (src, dst) = (env.open("src"), env.open("dst"));
     const SHARD: u64 = 256 * 1024;
-    for i in 0..4 {
+    for i in 0..3 {
         put(&src, &format!("shard-{i}.bin"), noise(SHARD as usize, i)).await;
     }
+    // One shard above the multipart threshold: the part uploads read through the bucket too.
+    put(&src, "large.bin", noise(2 * SHARD as usize, 7)).await;
+    let total = 5 * SHARD;
     let (rate, burst) = (2 << 20, SHARD);
-    let opts = SyncOptions::default().with_bwlimit(Some((rate, burst)));
+    let opts = SyncOptions::default()
+        .with_multipart_threshold(SHARD as usize)
+        .with_bwlimit(Some((rate, burst)));
     let limit = opts.transfer.bandwidth.clone().expect("a limit");
     let out = sync(&src, &dst, &opts).await.unwrap();
     assert!(out.report.consistent, "{what}");
-    assert_eq!(out.report.bytes_copied, 4 * SHARD, "{what}");
+    assert_eq!(out.report.bytes_copied, total, "{what}");
     // Every source byte the copies read passed the one bucket the options share…
-    assert_eq!(limit.bytes_granted(), 4 * SHARD, "{what}");
+    assert_eq!(limit.bytes_granted(), total, "{what}");
     // …which made them wait for what the burst did not cover, and never longer.
-    let owed = std::time::Duration::from_secs_f64((4 * SHARD - burst) as f64 / rate as f64);
+    let owed = std::time::Duration::from_secs_f64((total - burst) as f64 / rate as f64);
     let waited = limit.throttled();
     assert!(
         waited > std::time::Duration::ZERO && waited <= owed,
