@@ -66,10 +66,17 @@ pub(super) enum Attempt<T> {
 #[derive(Debug)]
 pub(super) struct Copies {
     pub(super) attempts: Vec<(usize, Attempt<Landed>)>,
+    /// What stopped new copies, if anything did.
+    pub(super) stopped: Stopped,
+}
+
+/// Why copies stopped starting before the copy set was done (besides a cancel).
+#[derive(Debug, Clone, Default)]
+pub(super) struct Stopped {
     /// The destination-wide failure that stopped new copies, if one did.
-    pub(super) stopped_by: Option<String>,
+    pub(super) by_destination: Option<String>,
     /// `max_transfer` stopped new copies.
-    pub(super) max_transfer_reached: bool,
+    pub(super) max_transfer: bool,
 }
 
 /// Run every planned copy. `copy_set` indexes `plan.items`.
@@ -117,8 +124,10 @@ pub(super) async fn run(
     opts.events.finish();
     Copies {
         attempts,
-        stopped_by: stopped_by.into_inner().unwrap_or_else(|p| p.into_inner()),
-        max_transfer_reached: budget.reached.load(Ordering::Relaxed),
+        stopped: Stopped {
+            by_destination: stopped_by.into_inner().unwrap_or_else(|p| p.into_inner()),
+            max_transfer: budget.reached.load(Ordering::Relaxed),
+        },
     }
 }
 

@@ -160,18 +160,10 @@ async fn pipeline(
     }
     let opts = &copy::proof_options(dst, &plan, &copy_set, opts, &mut report).await?;
     let copies = copy::run(src, dst, &plan, &copy_set, opts).await;
-    let stopped_by = copies.stopped_by.clone();
-    let max_transfer_reached = copies.max_transfer_reached;
+    let stopped = copies.stopped.clone();
     let confirmed = prove::confirm_copies(dst, copies, opts).await?;
     let relisted = confirmed.relisted.clone();
-    let tally = tally::record(
-        &mut plan,
-        confirmed,
-        stopped_by,
-        max_transfer_reached,
-        opts,
-        &mut report,
-    );
+    let tally = tally::record(&mut plan, confirmed, stopped, opts, &mut report);
     let fin = manifests::final_manifests(src, dst, &plan, &tally, opts)?;
     let committed = manifests::commit_final(
         dst,
