@@ -10,6 +10,7 @@ use crate::cli::{Format, SyncArgs, VerifyArg};
 use anyhow::{bail, Context, Result};
 use shardsync::check::{check as check_datasets, schema_drift, verify_store, CheckOptions};
 use shardsync::diff::State;
+use shardsync::filter::Filter;
 use shardsync::manifest::{self, BuildOptions};
 use shardsync::report::Report;
 use shardsync::sync::{prepare, sync, SyncOptions, SyncOutcome};
@@ -145,20 +146,15 @@ fn unreadable_footers(m: &manifest::Manifest, note: &str) -> Vec<String> {
     std::iter::once(head).chain(lines).collect()
 }
 
-pub async fn diff(
-    src: &Dataset,
-    dst: &Dataset,
-    jobs: usize,
-    allow_empty_source: bool,
-    format: Format,
-    progress: Bars,
-    strict: bool,
-) -> Result<u8> {
+pub async fn diff(src: &Dataset, dst: &Dataset, a: &crate::cli::DiffArgs, progress: Bars) -> Result<u8> {
+    let format = a.format;
     let mut opts = SyncOptions::default()
-        .with_concurrency(jobs)
-        .with_allow_empty_source(allow_empty_source)
-        .with_events(progress.events());
-    opts.strict = strict;
+        .with_concurrency(a.jobs)
+        .with_allow_empty_source(a.guard.allow_empty_source)
+        .with_events(progress.events())
+        .with_filter(Filter::new(a.filter.spec())?)
+        .with_egress_price(egress_price(&a.src, a.cost.egress_price));
+    opts.strict = a.strict;
     let prepared = prepare(src, dst, &opts).await?;
     for w in &prepared.warnings {
         eprintln!("warning: {w}");
@@ -187,6 +183,10 @@ pub async fn diff(
                     counts.renamed,
                     counts.copied_in_place
                 );
+            }
+            outln!("  to transfer {}", plan.transfer.describe());
+            if let Some(f) = &plan.filter {
+                outln!("  filter   {f}");
             }
             for i in plan.items.iter().filter(|i| i.state != State::Same) {
                 let size = i
@@ -218,7 +218,7 @@ fn abbreviated(names: &[&str], n: usize) -> String {
     s
 }
 
-pub fn sync_options(a: &SyncArgs, progress: Bars) -> SyncOptions {
+pub fn sync_options(a: &SyncArgs, progress: Bars) -> Result<SyncOptions> {
     let mut opts = SyncOptions {
         write_source_manifest: !a.no_source_write,
         strict: a.strict,
@@ -226,7 +226,8 @@ pub fn sync_options(a: &SyncArgs, progress: Bars) -> SyncOptions {
     };
     opts.transfer.memory =
         shardsync::transfer::MemoryBudget::new(usize::try_from(a.max_memory).unwrap_or(usize::MAX));
-    opts.with_full(a.full)
+    let opts = opts
+        .with_full(a.full)
         .with_delete(a.delete)
         .with_max_delete(a.max_delete)
         .with_allow_empty_source(a.guard.allow_empty_source)
@@ -241,7 +242,19 @@ pub fn sync_options(a: &SyncArgs, progress: Bars) -> SyncOptions {
         .with_stripes(a.stripes, usize::try_from(a.stripe_size).unwrap_or(usize::MAX))
         .with_parts_in_flight(a.parts_in_flight)
         .with_events(progress.events())
-        .with_strict_parquet(a.strict_parquet)
+        .with_strict_parquet(a.strict_parquet);
+    // The burst defaults to one second's worth: short stalls are made up, long ones are not.
+    let bwlimit = a.bwlimit.map(|rate| (rate, a.bwlimit_burst.unwrap_or(rate)));
+    Ok(opts
+        .with_filter(Filter::new(a.filter.spec())?)
+        .with_max_transfer(a.max_transfer)
+        .with_bwlimit(bwlimit)
+        .with_egress_price(egress_price(&a.src, a.cost.egress_price)))
+}
+
+/// `--egress-price`, else the source remote's `egress_price` in the config file.
+pub fn egress_price(src_arg: &str, flag: Option<f64>) -> Option<f64> {
+    flag.or_else(|| shardsync::remotes::Config::load().ok()?.egress_price(src_arg))
 }
 
 fn write_report(path: &Path, report: &Report) -> Result<()> {
@@ -349,6 +362,16 @@ fn sync_exit_code(dst: &Dataset, opts: &SyncOptions, outcome: &SyncOutcome, sile
         });
         return Ok(if work { 1 } else { 0 });
     }
+    if report.max_transfer_reached {
+        if !silent {
+            eprintln!(
+                "shardsync: stopped at --max-transfer: {} shard(s) copied, verified and committed; {} not copied; \
+                 the same command goes on",
+                report.shards_copied, report.shards_not_started
+            );
+        }
+        return Ok(1);
+    }
     if !report.consistent {
         if !silent {
             // Extras the user did not ask to delete: the hint above names `--delete`.
@@ -446,6 +469,7 @@ pub async fn check(
         strict_schema: a.strict_schema,
         strict: a.strict,
         strict_parquet: a.strict_parquet,
+        filter: Filter::new(a.filter.spec())?,
     };
     let report = check_datasets(src, dst, &opts).await?;
     emit(&report, format)?;

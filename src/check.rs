@@ -7,6 +7,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use crate::diff::State;
 use crate::error::{Error, Result};
 use crate::events::{Events, Stage};
+use crate::filter::Filter;
 use crate::hash::{parse_footer, ParquetFacts};
 use crate::listing::{list_dataset, ObjectStat};
 use crate::manifest::build::entry_matches_stat;
@@ -122,6 +123,10 @@ pub struct CheckOptions {
     /// A `.parquet` shard whose footer does not decode makes the report inconsistent (it is a
     /// warning otherwise).
     pub strict_parquet: bool,
+    /// Compare only the view this filter lets in, on both sides (`check`; see
+    /// [`crate::filter`]). A destination manifest written by a sync with another filter is
+    /// named in a warning.
+    pub filter: Filter,
 }
 
 impl Default for CheckOptions {
@@ -134,6 +139,7 @@ impl Default for CheckOptions {
             strict_schema: false,
             strict: false,
             strict_parquet: false,
+            filter: Filter::default(),
         }
     }
 }
@@ -157,12 +163,15 @@ pub async fn check(src: &Dataset, dst: &Dataset, opts: &CheckOptions) -> Result<
         events: opts.events.clone(),
         allow_empty_source: opts.allow_empty_source,
         strict: opts.strict,
+        filter: opts.filter.clone(),
         ..SyncOptions::default()
     };
     let prepared = prepare_with(src, dst, &sync_opts, opts.deep).await?;
     let plan = &prepared.plan;
     report.plan = Some(plan.counts());
+    report.filter = plan.filter.clone();
     report.warnings.extend(prepared.warnings.iter().cloned());
+    report.warnings.extend(other_view(&prepared, &opts.filter));
     plan_findings(&mut report, &prepared, dst, opts).await?;
     record_digests(&mut report, &prepared, opts);
     let sources = plan.items.iter().filter_map(|i| i.src.as_ref());
@@ -180,6 +189,20 @@ pub async fn check(src: &Dataset, dst: &Dataset, opts: &CheckOptions) -> Result<
     }
     report.finish();
     Ok(report)
+}
+
+/// A warning when the destination manifest was written by a sync with another filter than
+/// this check's: its entries describe another view of the dataset than the one compared.
+fn other_view(prepared: &Prepared, filter: &Filter) -> Option<String> {
+    let recorded = prepared.dst_stored.as_ref()?.manifest.filter.clone()?;
+    if &recorded == filter.spec() {
+        return None;
+    }
+    Some(format!(
+        "the destination manifest was written by a sync filtered by {recorded}, but this check \
+         compares the view filtered by {}: pass the sync's filter flags to compare like with like",
+        filter.spec()
+    ))
 }
 
 /// A finding per plan item that differs (in deep mode, a changed object whose metadata claims
@@ -375,7 +398,15 @@ pub async fn verify_store(ds: &Dataset, opts: &CheckOptions) -> Result<Report> {
     let listing = list_dataset(ds).await?;
     listing.check_strict(ds, opts.strict)?;
     report.warnings.extend(listing.warning(ds));
-    let listing = listing.objects;
+    // A manifest written by a filtered sync describes that view: objects outside it are not
+    // extras.
+    let view = Filter::new(m.filter.clone().unwrap_or_default())?;
+    report.filter = m.filter.clone();
+    let listing: Vec<ObjectStat> = listing
+        .objects
+        .into_iter()
+        .filter(|s| view.matches(&s.path, s.size))
+        .collect();
     report.src_digest = Some(m.digest.clone());
     report.shards_total = m.shards.len() as u64;
     report.bytes_total = m.totals.bytes;

@@ -140,6 +140,35 @@ pub struct SourceGuard {
     pub allow_empty_source: bool,
 }
 
+/// Which objects a two-store command looks at (rclone's filter flags), on both sides alike.
+#[derive(Debug, Args, Clone, Default)]
+pub struct FilterArgs {
+    /// Only paths matching this glob (repeatable). Without a leading `/` it matches at any
+    /// depth (`*.parquet`); `**` crosses folders; `/train/**` is anchored at the dataset root.
+    #[arg(long, value_name = "GLOB")]
+    pub include: Vec<String>,
+    /// Leave out paths matching this glob (repeatable); wins over --include. What is left out
+    /// is not copied, not deleted by --delete and not reported.
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    /// Leave out objects smaller than this (e.g. 10MiB).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub min_size: Option<u64>,
+    /// Leave out objects larger than this (e.g. 1.5GiB).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_size: Option<u64>,
+}
+
+/// `--egress-price`: US dollars per GiB leaving the source's store.
+#[derive(Debug, Args, Clone, Default)]
+pub struct CostArgs {
+    /// Price of a GiB leaving the source's store, in US dollars (e.g. 0.09): the plan and the
+    /// report then say what the transfer is estimated to cost. Default: the source remote's
+    /// `egress_price` in the config file, if any.
+    #[arg(long, value_name = "USD_PER_GIB", value_parser = parse_price)]
+    pub egress_price: Option<f64>,
+}
+
 #[derive(Debug, Args)]
 pub struct DiffArgs {
     pub src: String,
@@ -154,6 +183,10 @@ pub struct DiffArgs {
     pub strict: bool,
     #[command(flatten)]
     pub guard: SourceGuard,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    #[command(flatten)]
+    pub cost: CostArgs,
     #[command(flatten)]
     pub stores: PairOpts,
 }
@@ -228,6 +261,21 @@ pub struct SyncArgs {
     #[arg(long)]
     pub strict_parquet: bool,
     #[command(flatten)]
+    pub filter: FilterArgs,
+    /// Stop starting new copies once this much has been started (e.g. 100GiB); the sync ends
+    /// incomplete (exit 1), commits what landed, and the next run goes on.
+    #[arg(long, value_name = "SIZE", value_parser = parse_nonzero_size)]
+    pub max_transfer: Option<u64>,
+    /// Read the source at most this fast over all copies together, in bytes per second
+    /// (e.g. 50MiB).
+    #[arg(long, value_name = "RATE", value_parser = parse_nonzero_size)]
+    pub bwlimit: Option<u64>,
+    /// Bytes --bwlimit lets through at once after an idle spell (default: one second's worth).
+    #[arg(long, value_name = "SIZE", value_parser = parse_nonzero_size, requires = "bwlimit")]
+    pub bwlimit_burst: Option<u64>,
+    #[command(flatten)]
+    pub cost: CostArgs,
+    #[command(flatten)]
     pub stores: PairOpts,
 }
 
@@ -256,6 +304,8 @@ pub struct CheckArgs {
     pub strict: bool,
     #[command(flatten)]
     pub guard: SourceGuard,
+    #[command(flatten)]
+    pub filter: FilterArgs,
     #[command(flatten)]
     pub stores: PairOpts,
 }
@@ -335,3 +385,35 @@ pub fn parse_interval(s: &str) -> Result<Duration, String> {
 }
 
 pub use shardsync::display::parse_size;
+
+/// A limit that zero would make meaningless (`--bwlimit 0` would never finish; rclone reads
+/// `--max-transfer 0` as "no limit"): more than zero bytes.
+pub fn parse_nonzero_size(s: &str) -> Result<u64, String> {
+    match parse_size(s)? {
+        0 => Err("must be more than 0 (leave the flag out for no limit)".into()),
+        n => Ok(n),
+    }
+}
+
+/// `--egress-price`: a finite price of zero or more.
+pub fn parse_price(s: &str) -> Result<f64, String> {
+    match s.trim().trim_start_matches('$').parse::<f64>() {
+        Ok(p) if p.is_finite() && p >= 0.0 => Ok(p),
+        _ => Err(format!(
+            "{:?} is not a price in US dollars per GiB (e.g. 0.09)",
+            shardsync::display::escape_controls(s)
+        )),
+    }
+}
+
+impl FilterArgs {
+    /// The filter as the library takes it.
+    pub fn spec(&self) -> shardsync::filter::FilterSpec {
+        shardsync::filter::FilterSpec {
+            include: self.include.clone(),
+            exclude: self.exclude.clone(),
+            min_size: self.min_size,
+            max_size: self.max_size,
+        }
+    }
+}

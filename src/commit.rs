@@ -275,7 +275,9 @@ pub async fn drop_false_claims(dst: &Dataset) -> Result<Vec<String>> {
             .filter(|e| changed.binary_search(&e.path).is_err())
             .cloned()
             .collect();
-        let repaired = Manifest::new(stored.manifest.dataset.clone(), honest)?;
+        let mut repaired = Manifest::new(stored.manifest.dataset.clone(), honest)?;
+        // Still the view a filtered sync claimed, less what is gone.
+        repaired.filter = stored.manifest.filter.clone();
         commit(dst, &repaired, &Some(stored.version)).await?;
         dropped.extend(changed);
     }

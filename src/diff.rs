@@ -105,6 +105,60 @@ impl PlanItem {
 pub struct Plan {
     /// Every path of either side, sorted.
     pub items: Vec<PlanItem>,
+    /// What the planned copies move between the stores (set by the plan stage).
+    pub transfer: TransferEstimate,
+    /// The filter that chose the view both sides were compared in, when there was one.
+    pub filter: Option<crate::filter::FilterSpec>,
+}
+
+/// What a plan moves from the source's store to the destination's, and what that is estimated
+/// to cost when an egress price is known.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct TransferEstimate {
+    /// Objects the copies read from the source.
+    pub objects_to_transfer: u64,
+    /// Bytes that cross from the source's store to the destination's.
+    pub bytes_to_transfer: u64,
+    /// The price of a GiB of egress used for the estimate, in US dollars.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub egress_price_usd_per_gib: Option<f64>,
+    /// `bytes_to_transfer` in GiB times the price, in US dollars.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimated_cost_usd: Option<f64>,
+}
+
+/// Dollars as people read them: cents, or four decimals below one cent.
+pub fn usd(amount: f64) -> String {
+    if amount == 0.0 || amount >= 0.01 {
+        format!("${amount:.2}")
+    } else {
+        format!("${amount:.4}")
+    }
+}
+
+impl TransferEstimate {
+    /// The estimate for `objects` objects of `bytes` in all, at `usd_per_gib` if known.
+    pub fn new(objects: u64, bytes: u64, usd_per_gib: Option<f64>) -> TransferEstimate {
+        TransferEstimate {
+            objects_to_transfer: objects,
+            bytes_to_transfer: bytes,
+            egress_price_usd_per_gib: usd_per_gib,
+            estimated_cost_usd: usd_per_gib.map(|p| bytes as f64 / (1u64 << 30) as f64 * p),
+        }
+    }
+
+    /// One line for people: `1.50 GiB in 12 object(s), estimated $0.14 at $0.09/GiB`.
+    pub fn describe(&self) -> String {
+        let mut s = format!(
+            "{} in {} object(s)",
+            crate::display::human_bytes(self.bytes_to_transfer),
+            self.objects_to_transfer
+        );
+        if let (Some(cost), Some(price)) = (self.estimated_cost_usd, self.egress_price_usd_per_gib) {
+            s.push_str(&format!(", estimated {} at ${price}/GiB", usd(cost)));
+        }
+        s
+    }
 }
 
 /// Counts per state.
@@ -131,7 +185,9 @@ pub struct PlanCounts {
 
 impl Plan {
     /// The plan as the JSON document `diff --format json` prints (and the Python `Plan` mirrors):
-    /// both URLs, the counts per state, and each path's state and sizes.
+    /// both URLs, the counts per state, the bytes to transfer (and their estimated cost, when
+    /// an egress price was given), the filter when there was one, and each path's state and
+    /// sizes.
     pub fn to_json_value(&self, src: &str, dst: &str) -> serde_json::Value {
         let items: Vec<_> = self
             .items
@@ -146,7 +202,22 @@ impl Plan {
                 })
             })
             .collect();
-        serde_json::json!({"src": src, "dst": dst, "counts": self.counts(), "items": items})
+        let mut doc = serde_json::json!({
+            "src": src,
+            "dst": dst,
+            "counts": self.counts(),
+            "bytes_to_transfer": self.transfer.bytes_to_transfer,
+            "objects_to_transfer": self.transfer.objects_to_transfer,
+            "items": items,
+        });
+        if let Some(cost) = self.transfer.estimated_cost_usd {
+            doc["egress_price_usd_per_gib"] = self.transfer.egress_price_usd_per_gib.into();
+            doc["estimated_cost_usd"] = cost.into();
+        }
+        if let Some(f) = &self.filter {
+            doc["filter"] = serde_json::to_value(f).unwrap_or_default();
+        }
+        doc
     }
 
     /// The source's manifest entries, in path order, when every one is known (hashed).
@@ -270,7 +341,10 @@ pub fn diff(src: Vec<SourceObject>, dst_manifest: Option<&Manifest>, dst_listing
             },
         }
     }
-    Plan { items }
+    Plan {
+        items,
+        ..Plan::default()
+    }
 }
 
 /// The destination manifest's entries, looked up by paths that come in sorted order: one

@@ -56,25 +56,20 @@ pub fn human_bytes(n: u64) -> String {
     format!("{v:.2} {}", UNITS[unit])
 }
 
-/// Parse a size as a person writes it: `8MiB`, `16MB`, `1048576`, `1GiB`.
+/// Parse a size as a person writes it (bytesize's reading): `8MiB`, `16MB`, `1048576`,
+/// `1.5GiB`, `2TiB`; `K`/`KB` are 1000, `KiB` is 1024.
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size like 8MiB"))?;
-    let mult = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" => 1000,
-        "kib" => 1024,
-        "m" | "mb" => 1000 * 1000,
-        "mib" => 1024 * 1024,
-        "g" | "gb" => 1000 * 1000 * 1000,
-        "gib" => 1024 * 1024 * 1024,
-        u => return Err(format!("unknown size unit {u:?} (use KiB, MiB, GiB)")),
-    };
-    n.checked_mul(mult).ok_or_else(|| format!("{s:?} is too large"))
+    let shown = escape_controls(s);
+    let n = s
+        .parse::<bytesize::ByteSize>()
+        .map_err(|_| format!("{shown:?} is not a size like 8MiB or 1.5GiB"))?
+        .as_u64();
+    // bytesize saturates: a size that does not fit is an error, not 16 EiB.
+    if n == u64::MAX {
+        return Err(format!("{shown:?} is too large"));
+    }
+    Ok(n)
 }
 
 #[cfg(test)]
@@ -88,6 +83,10 @@ mod size_tests {
         assert_eq!(human_bytes(8 * 1024 * 1024), "8.00 MiB");
         assert_eq!(parse_size("8MiB"), Ok(8 * 1024 * 1024));
         assert_eq!(parse_size("16 MB"), Ok(16_000_000));
+        assert_eq!(parse_size("1.5GiB"), Ok(3 * 512 * 1024 * 1024));
+        assert_eq!(parse_size("2TiB"), Ok(2 << 40));
+        assert!(parse_size("-1MiB").is_err());
+        assert!(parse_size("").is_err());
         assert!(parse_size("8XB").is_err());
         assert!(parse_size("99999999999999GiB").is_err());
     }

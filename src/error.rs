@@ -28,6 +28,10 @@ pub enum Error {
         var: String,
     },
 
+    /// An `--include`/`--exclude` pattern is not a glob.
+    #[error("invalid filter pattern {pattern:?}: {reason}")]
+    InvalidFilter { pattern: String, reason: String },
+
     /// The URL could not be parsed or names a scheme we do not support.
     #[error("invalid store URL {url:?}: {reason}")]
     InvalidUrl { url: String, reason: String },
@@ -152,6 +156,17 @@ pub enum Error {
     /// destination empty too.
     #[error("source {url} holds no objects{} — wrong prefix?", if *has_manifest { " (its manifest names objects the store does not hold)" } else { "" })]
     EmptySource { url: String, has_manifest: bool },
+
+    /// The source lists objects, but the filter (`--include`, `--exclude`, size limits) lets
+    /// none of them in: a mistyped pattern, most likely.
+    #[error(
+        "source {url}: the filter ({filter}) matches none of its {listed} object(s) — mistyped pattern?"
+    )]
+    FilterMatchesNothing {
+        url: String,
+        listed: usize,
+        filter: String,
+    },
 
     /// Removing extras would delete more of the destination than the limit allows.
     #[error(
@@ -375,12 +390,11 @@ fn incomplete(r: &crate::report::Report) -> String {
         parts.push(format!("{} shard(s) failed", r.shards_failed));
     }
     if r.shards_not_started > 0 {
-        let why = if r.interrupted {
-            "interrupted"
-        } else {
-            "the destination refused writes"
-        };
-        parts.push(format!("{} not copied ({why})", r.shards_not_started));
+        parts.push(format!(
+            "{} not copied ({})",
+            r.shards_not_started,
+            r.not_copied_reason()
+        ));
     }
     format!(
         "{dst}: sync incomplete: {}; its manifest claims only the {} shard(s) verified",

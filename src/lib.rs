@@ -13,6 +13,7 @@
 //! binary is a thin layer over the same calls.
 
 mod aws_credentials;
+pub mod bandwidth;
 pub mod check;
 pub mod commit;
 pub mod demo;
@@ -20,6 +21,7 @@ pub mod diff;
 pub mod display;
 pub mod error;
 pub mod events;
+pub mod filter;
 mod footer;
 pub mod hash;
 pub mod layout;

@@ -95,21 +95,12 @@ async fn run(cli: Cli) -> Result<u8> {
         }
         Command::Diff(a) => {
             let (src, dst) = open_pair(&a.src, &a.dst, &a.stores, true)?;
-            app::diff(
-                &src,
-                &dst,
-                a.jobs,
-                a.guard.allow_empty_source,
-                a.format,
-                progress(),
-                a.strict,
-            )
-            .await
+            app::diff(&src, &dst, &a, progress()).await
         }
         Command::Sync(a) => {
             let (src, dst) = open_pair(&a.src, &a.dst, &a.stores, true)?;
             let bars = progress();
-            let opts = app::sync_options(&a, bars.clone());
+            let opts = app::sync_options(&a, bars.clone())?;
             app::cancel_on_signal(opts.cancel.clone(), bars.clone());
             app::sync_once(&src, &dst, &opts, &bars, a.report.as_deref(), quiet, a.json).await
         }
@@ -125,7 +116,7 @@ async fn run(cli: Cli) -> Result<u8> {
         }
         Command::Watch(a) => {
             let (src, dst) = open_pair(&a.sync.src, &a.sync.dst, &a.sync.stores, true)?;
-            let opts = app::sync_options(&a.sync, Bars::hidden());
+            let opts = app::sync_options(&a.sync, Bars::hidden())?;
             let cancel = opts.cancel.clone();
             tokio::spawn(async move {
                 app::shutdown_signal().await;

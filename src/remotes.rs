@@ -66,6 +66,10 @@ pub struct Remote {
     /// Secret options by the name of the environment variable that holds each.
     #[serde(default)]
     pub secret_env: BTreeMap<String, String>,
+    /// The price of a GiB leaving this store, in US dollars: a sync or diff from it estimates
+    /// its cost at this price unless `--egress-price` says otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub egress_price: Option<f64>,
 }
 
 /// The config file's path: `$SHARDSYNC_CONFIG`, `$XDG_CONFIG_HOME/shardsync/config.toml`,
@@ -160,6 +164,11 @@ impl Config {
         Ok((join(&remote.url, rest), from_remote))
     }
 
+    /// The egress price of the remote a dataset argument names, if it names one that has it.
+    pub fn egress_price(&self, arg: &str) -> Option<f64> {
+        self.lookup(arg)?.1.egress_price
+    }
+
     fn lookup<'a>(&'a self, arg: &'a str) -> Option<(&'a str, &'a Remote, &'a str)> {
         let (name, rest) = arg.split_once(':')?;
         if !is_name(name) || rest.starts_with("//") || SCHEMES.contains(&name.to_ascii_lowercase().as_str()) {
@@ -206,6 +215,14 @@ mod tests {
         assert_eq!(c.resolve("east:", &[]).unwrap().0, "s3://b/p/");
         assert_eq!(c.resolve("east:a/b", &[]).unwrap().0, "s3://b/p/a/b");
         assert_eq!(c.resolve("C:sub", &[]).unwrap().0, "/data/x/sub");
+        assert_eq!(c.egress_price("east:a"), None);
+        let priced = Config::parse(
+            "[remotes.east]\nurl = \"s3://b\"\negress_price = 0.09\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        assert_eq!(priced.egress_price("east:a/b"), Some(0.09));
+        assert_eq!(priced.egress_price("s3://b"), None);
         for plain in ["west:x", "s3://east/x", "file:///x", "./east:x", "D:\\x"] {
             assert_eq!(c.resolve(plain, &[]).unwrap().0, plain);
         }

@@ -5,7 +5,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::commit::CommitProtection;
-use crate::diff::PlanCounts;
+use crate::diff::{PlanCounts, TransferEstimate};
+use crate::filter::FilterSpec;
 use crate::verify::VerifyMode;
 
 /// Report format version.
@@ -155,6 +156,21 @@ pub struct Report {
     /// The sync was interrupted before it copied everything it planned to.
     #[serde(default)]
     pub interrupted: bool,
+    /// The sync stopped starting copies at its `--max-transfer` limit.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub max_transfer_reached: bool,
+    /// The filter (`--include`, `--exclude`, size limits) both sides were seen through.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter: Option<FilterSpec>,
+    /// Bytes the plan moves from the source's store to the destination's (sync).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_to_transfer: Option<u64>,
+    /// The price of a GiB of egress the estimate used, in US dollars.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub egress_price_usd_per_gib: Option<f64>,
+    /// `bytes_to_transfer` priced at `egress_price_usd_per_gib`, in US dollars.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimated_cost_usd: Option<f64>,
     /// Bytes in the source.
     pub bytes_total: u64,
     /// Bytes copied this run from the source (they crossed between the stores).
@@ -227,6 +243,11 @@ impl Report {
             shards_failed: 0,
             shards_not_started: 0,
             interrupted: false,
+            max_transfer_reached: false,
+            filter: None,
+            bytes_to_transfer: None,
+            egress_price_usd_per_gib: None,
+            estimated_cost_usd: None,
             bytes_total: 0,
             bytes_copied: 0,
             shards_copied_in_place: 0,
@@ -302,14 +323,44 @@ fn bytes(n: u64) -> String {
 }
 
 impl Report {
+    /// Why planned copies were not made: interrupted, the limit, or the destination.
+    pub fn not_copied_reason(&self) -> &'static str {
+        if self.interrupted {
+            "interrupted"
+        } else if self.max_transfer_reached {
+            "--max-transfer reached"
+        } else {
+            "the destination refused writes"
+        }
+    }
+
+    /// Record what the plan moves and costs.
+    pub fn set_transfer(&mut self, t: &TransferEstimate) {
+        self.bytes_to_transfer = Some(t.bytes_to_transfer);
+        self.egress_price_usd_per_gib = t.egress_price_usd_per_gib;
+        self.estimated_cost_usd = t.estimated_cost_usd;
+    }
+
+    /// The transfer line: bytes to move and their estimated cost.
+    fn transfer_note(&self) -> Option<String> {
+        let to_move = self.bytes_to_transfer?;
+        let mut s = format!("{} to move between the stores", bytes(to_move));
+        if let (Some(cost), Some(price)) = (self.estimated_cost_usd, self.egress_price_usd_per_gib) {
+            s.push_str(&format!(
+                ", estimated egress cost {} (at ${price}/GiB)",
+                crate::diff::usd(cost)
+            ));
+        }
+        Some(s)
+    }
+
     fn not_copied_note(&self) -> String {
         if self.shards_not_started > 0 {
-            let why = if self.interrupted {
-                "interrupted"
-            } else {
-                "the destination refused writes"
-            };
-            format!(", {} not copied ({why})", self.shards_not_started)
+            format!(
+                ", {} not copied ({})",
+                self.shards_not_started,
+                self.not_copied_reason()
+            )
         } else {
             String::new()
         }
@@ -399,6 +450,12 @@ impl Report {
             "  measures C(A,B) = {:.4} (share of shards that differ)   E(A,B) = {:.4} s/shard",
             self.inconsistency, self.seconds_per_shard
         );
+        if let Some(t) = self.transfer_note() {
+            let _ = writeln!(o, "  transfer {t}");
+        }
+        if let Some(f) = &self.filter {
+            let _ = writeln!(o, "  filter   {f}");
+        }
         if let Some(p) = &self.commit_protection {
             let _ = writeln!(
                 o,
@@ -481,6 +538,16 @@ impl Report {
             "| destination digest | `{}` |",
             self.dst_digest.as_deref().unwrap_or("-")
         );
+        if let Some(t) = self.transfer_note() {
+            let _ = writeln!(o, "| transfer | {t} |");
+        }
+        if let Some(f) = &self.filter {
+            let _ = writeln!(
+                o,
+                "| filter | `{}` |",
+                f.to_string().replace('|', "\\|").replace('`', "'")
+            );
+        }
         let _ = writeln!(o, "| C(A,B) | {:.4} |", self.inconsistency);
         let _ = writeln!(o, "| E(A,B) | {:.4} s/shard |", self.seconds_per_shard);
         let _ = writeln!(o, "| elapsed | {:.2} s |", self.elapsed_seconds);

@@ -79,6 +79,9 @@ pub struct TransferOptions {
     /// When cancelled, copies stop reading: nothing unverified is written, a multipart upload
     /// in flight is aborted, and the copy ends with [`Error::Interrupted`].
     pub cancel: CancellationToken,
+    /// The total rate all copies together may read the source at (`--bwlimit`); `None`: no
+    /// limit. Shared: clones of these options draw on the same bucket.
+    pub bandwidth: Option<Arc<crate::bandwidth::BandwidthLimit>>,
 }
 
 /// A shared budget of buffered bytes, so memory stays bounded whatever `-j` is.
@@ -199,6 +202,7 @@ impl Default for TransferOptions {
             backoff: Duration::from_millis(200),
             memory: MemoryBudget::new(DEFAULT_MEMORY_BUDGET),
             cancel: CancellationToken::new(),
+            bandwidth: None,
         }
     }
 }
@@ -282,6 +286,7 @@ async fn copy_once(
         hasher: StreamHasher::new(),
         moved,
         progress,
+        bandwidth: opts.bandwidth.as_deref(),
     };
     // CRC64NVME request checksums where the server checks them: one SHA-256 pass per byte.
     let (store, _) = crate::verify::put_store(dst).await?;
@@ -298,6 +303,7 @@ struct Reading<'a> {
     hasher: StreamHasher,
     moved: &'a mut u64,
     progress: &'a Events,
+    bandwidth: Option<&'a crate::bandwidth::BandwidthLimit>,
 }
 
 impl Reading<'_> {
@@ -307,6 +313,13 @@ impl Reading<'_> {
             return Ok(None);
         };
         let chunk = chunk.map_err(|e| source_read_error(path, e))?;
+        if let Some(limit) = self.bandwidth {
+            // Taken once the chunk is here: a stream not polled meanwhile holds the rest back.
+            cancel
+                .run_until_cancelled(limit.take(chunk.len() as u64))
+                .await
+                .ok_or(Error::Interrupted)?;
+        }
         self.hasher.update(&chunk);
         *self.moved += chunk.len() as u64;
         self.progress.add_bytes(chunk.len() as u64);

@@ -143,6 +143,14 @@ def sync(
     multipart_threshold: int = 8 * MiB,
     max_memory: int = 256 * MiB,
     write_source_manifest: bool = True,
+    include: Union[str, Sequence[str], None] = None,
+    exclude: Union[str, Sequence[str], None] = None,
+    min_size: Optional[int] = None,
+    max_size: Optional[int] = None,
+    max_transfer: Optional[int] = None,
+    bwlimit: Optional[int] = None,
+    bwlimit_burst: Optional[int] = None,
+    egress_price: Optional[float] = None,
 ) -> Report:
     """Make ``dst`` hold exactly the dataset at ``src``, and prove it (``shardsync sync``).
 
@@ -162,6 +170,16 @@ def sync(
     :class:`ConfigError` for a bad URL or option, :class:`RefusedError` for an empty source
     (``allow_empty_source=True`` accepts one) or too many deletes, :class:`StoreError` when a
     store cannot be reached, :class:`ConflictError` when another writer got in the way.
+
+    ``include``/``exclude`` (a glob or a list of them, rclone's meaning: ``"*.parquet"`` at any
+    depth, ``"/train/**"`` from the root; an exclude wins) and ``min_size``/``max_size``
+    (bytes) choose a view of both sides: what lies outside it is not copied, deleted or
+    reported, and the destination manifest and the report name the filter.
+    ``max_transfer`` (bytes) stops starting copies once those started hold that much (raises
+    :class:`IncompleteError`, ``report.max_transfer_reached``); ``bwlimit`` caps the source
+    reads of all copies together at that many bytes per second, with bursts of
+    ``bwlimit_burst`` (default: one second's worth). ``egress_price`` (USD per GiB) puts
+    ``estimated_cost_usd`` beside ``bytes_to_transfer`` in the report.
 
     ``progress`` is a callable given each :class:`ProgressEvent` on this thread, or ``True``
     for tqdm bars; an exception it raises stops the sync as Ctrl-C does and is raised here. ``src_options``/``dst_options`` are store options (see the module doc).
@@ -192,7 +210,23 @@ def sync(
         multipart_threshold=multipart_threshold,
         max_memory=max_memory,
         write_source_manifest=write_source_manifest,
+        filter=_view(include, exclude, min_size, max_size),
+        max_transfer=max_transfer,
+        bwlimit=None if bwlimit is None else (bwlimit, bwlimit_burst or bwlimit),
+        egress_price=egress_price,
     )
+
+
+def _patterns(value: Union[str, Sequence[str], None]) -> "list[str]":
+    """One glob or several, as a list."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _view(include, exclude, min_size, max_size):  # type: ignore[no-untyped-def]
+    """The filter arguments as ``_native`` takes them."""
+    return (_patterns(include), _patterns(exclude), min_size, max_size)
 
 
 def check(
@@ -209,6 +243,10 @@ def check(
     strict_schema: bool = False,
     strict_parquet: bool = False,
     follow_symlinks: bool = False,
+    include: Union[str, Sequence[str], None] = None,
+    exclude: Union[str, Sequence[str], None] = None,
+    min_size: Optional[int] = None,
+    max_size: Optional[int] = None,
 ) -> Report:
     """Compare two datasets without copying anything (``shardsync check``).
 
@@ -216,7 +254,9 @@ def check(
     every byte on both sides. Returns the :class:`Report`; ``report.consistent`` is the CI gate
     (the CLI exits 0 exactly when it is True), ``report.findings`` name each differing path.
     ``strict_schema`` makes shards whose schema differs from their folder's majority drift;
-    the other arguments are as for :func:`sync`. Raises :class:`Error` subclasses when the
+    ``include``/``exclude``/``min_size``/``max_size`` compare only that view (pass the filter a
+    sync used; a destination manifest written with another filter is named in a warning); the
+    other arguments are as for :func:`sync`. Raises :class:`Error` subclasses when the
     comparison cannot be made (a bad URL, an unreachable store).
     """
     return _native.check(
@@ -232,6 +272,7 @@ def check(
         strict_schema=strict_schema,
         strict_parquet=strict_parquet,
         follow_symlinks=follow_symlinks,
+        filter=_view(include, exclude, min_size, max_size),
     )
 
 
@@ -277,11 +318,18 @@ def diff(
     allow_empty_source: bool = False,
     strict: bool = False,
     follow_symlinks: bool = False,
+    include: Union[str, Sequence[str], None] = None,
+    exclude: Union[str, Sequence[str], None] = None,
+    min_size: Optional[int] = None,
+    max_size: Optional[int] = None,
+    egress_price: Optional[float] = None,
 ) -> Plan:
     """What a sync would do, path by path (``shardsync diff``); nothing is copied.
 
     Returns the :class:`Plan`: ``plan.items`` (path, state, sizes), ``plan.counts``,
-    ``plan.is_clean``. Source objects whose manifest entry is stale are hashed to decide.
+    ``plan.is_clean``; ``plan.to_dict()`` also holds ``bytes_to_transfer`` and, with
+    ``egress_price`` (USD per GiB), ``estimated_cost_usd``. Source objects whose manifest entry
+    is stale are hashed to decide. The filter arguments are as for :func:`sync`.
     """
     return _native.diff(
         src,
@@ -293,6 +341,8 @@ def diff(
         allow_empty_source=allow_empty_source,
         strict=strict,
         follow_symlinks=follow_symlinks,
+        filter=_view(include, exclude, min_size, max_size),
+        egress_price=egress_price,
     )
 
 

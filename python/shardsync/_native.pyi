@@ -6,6 +6,8 @@ __version__: str
 
 _Options = Optional[Sequence[Tuple[str, str]]]
 _Callback = Optional[Callable[["ProgressEvent"], object]]
+# include, exclude, min_size, max_size
+_View = Tuple[List[str], List[str], Optional[int], Optional[int]]
 
 class ProgressEvent:
     """One engine event and the running totals of its stage."""
@@ -107,6 +109,12 @@ class Report:
     def bytes_total(self) -> int: ...
     @property
     def bytes_copied(self) -> int: ...
+    @property
+    def bytes_to_transfer(self) -> Optional[int]: ...
+    @property
+    def estimated_cost_usd(self) -> Optional[float]: ...
+    @property
+    def max_transfer_reached(self) -> bool: ...
     @property
     def elapsed_seconds(self) -> float: ...
     @property
@@ -214,6 +222,10 @@ def sync(
     multipart_threshold: int,
     max_memory: int,
     write_source_manifest: bool,
+    filter: _View,
+    max_transfer: Optional[int],
+    bwlimit: Optional[Tuple[int, int]],
+    egress_price: Optional[float],
 ) -> Report: ...
 def check(
     src: str,
@@ -229,6 +241,7 @@ def check(
     strict_schema: bool,
     strict_parquet: bool,
     follow_symlinks: bool,
+    filter: _View,
 ) -> Report: ...
 def verify(
     url: str,
@@ -253,6 +266,8 @@ def diff(
     allow_empty_source: bool,
     strict: bool,
     follow_symlinks: bool,
+    filter: _View,
+    egress_price: Optional[float],
 ) -> Plan: ...
 def build_manifest(
     url: str,

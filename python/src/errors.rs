@@ -18,8 +18,12 @@ fn class_of(e: &Error) -> &'static str {
         Error::InvalidConfig { .. }
         | Error::RemoteSecretUnset { .. }
         | Error::InvalidUrl { .. }
-        | Error::InvalidOption { .. } => "ConfigError",
-        Error::EmptySource { .. } | Error::TooManyDeletes { .. } | Error::Overlap { .. } => "RefusedError",
+        | Error::InvalidOption { .. }
+        | Error::InvalidFilter { .. } => "ConfigError",
+        Error::EmptySource { .. }
+        | Error::FilterMatchesNothing { .. }
+        | Error::TooManyDeletes { .. }
+        | Error::Overlap { .. } => "RefusedError",
         Error::Store { .. }
         | Error::AwsCredentials { .. }
         | Error::Io { .. }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use pyo3::prelude::*;
 use shardsync::check::{check as check_datasets, verify_store, CheckOptions};
 use shardsync::events::Events;
+use shardsync::filter::{Filter, FilterSpec};
 use shardsync::manifest::{self, BuildOptions};
 use shardsync::safety::DeleteLimit;
 use shardsync::sync::{prepare, sync as sync_datasets, SyncOptions};
@@ -106,6 +107,21 @@ fn verify_mode(py: Python<'_>, verify: &str) -> PyResult<VerifyMode> {
     }
 }
 
+/// `include`, `exclude`, `min_size`, `max_size`: a filter's parts as Python passes them.
+type ViewArg = (Vec<String>, Vec<String>, Option<u64>, Option<u64>);
+
+/// The filter (a view of both sides) as the library's; a pattern that is not a glob raises
+/// `ConfigError`.
+fn view(py: Python<'_>, (include, exclude, min_size, max_size): ViewArg) -> PyResult<Filter> {
+    Filter::new(FilterSpec {
+        include,
+        exclude,
+        min_size,
+        max_size,
+    })
+    .map_err(|e| errors::to_py(py, e))
+}
+
 /// `max_delete` (`"100"` objects or `"25%"`) as the library's limit.
 fn delete_limit(py: Python<'_>, max_delete: Option<&str>) -> PyResult<Option<DeleteLimit>> {
     max_delete
@@ -120,7 +136,8 @@ fn delete_limit(py: Python<'_>, max_delete: Option<&str>) -> PyResult<Option<Del
 #[pyfunction]
 #[pyo3(signature = (src, dst, *, full, delete, dry_run, jobs, verify, src_options, dst_options,
     progress, allow_empty_source, max_delete, strict, strict_parquet, follow_symlinks, part_size,
-    multipart_threshold, max_memory, write_source_manifest))]
+    multipart_threshold, max_memory, write_source_manifest, filter, max_transfer, bwlimit,
+    egress_price))]
 #[allow(clippy::too_many_arguments)] // the keyword arguments of `shardsync.sync`
 fn sync(
     py: Python<'_>,
@@ -143,6 +160,10 @@ fn sync(
     multipart_threshold: usize,
     max_memory: usize,
     write_source_manifest: bool,
+    filter: ViewArg,
+    max_transfer: Option<u64>,
+    bwlimit: Option<(u64, u64)>,
+    egress_price: Option<f64>,
 ) -> PyResult<PyReport> {
     let s = side(src, src_options, "src_options").open(py, false, follow_symlinks)?;
     let d = side(dst, dst_options, "dst_options").open(py, true, false)?;
@@ -164,6 +185,10 @@ fn sync(
         .with_max_delete(delete_limit(py, max_delete)?)
         .with_allow_empty_source(allow_empty_source)
         .with_strict_parquet(strict_parquet)
+        .with_filter(view(py, filter)?)
+        .with_max_transfer(max_transfer)
+        .with_bwlimit(bwlimit)
+        .with_egress_price(egress_price)
         .with_events(events);
     let stop = Stop::Cancel(opts.cancel.clone());
     let work = async move { sync_datasets(&s, &d, &opts).await };
@@ -173,7 +198,7 @@ fn sync(
 /// Native `check`; see `shardsync.check`.
 #[pyfunction]
 #[pyo3(signature = (src, dst, *, deep, jobs, src_options, dst_options, progress,
-    allow_empty_source, strict, strict_schema, strict_parquet, follow_symlinks))]
+    allow_empty_source, strict, strict_schema, strict_parquet, follow_symlinks, filter))]
 #[allow(clippy::too_many_arguments)] // the keyword arguments of `shardsync.check`
 fn check(
     py: Python<'_>,
@@ -189,6 +214,7 @@ fn check(
     strict_schema: bool,
     strict_parquet: bool,
     follow_symlinks: bool,
+    filter: ViewArg,
 ) -> PyResult<PyReport> {
     let s = side(src, src_options, "src_options").open(py, false, follow_symlinks)?;
     let d = side(dst, dst_options, "dst_options").open(py, true, false)?;
@@ -201,6 +227,7 @@ fn check(
         strict_schema,
         strict,
         strict_parquet,
+        filter: view(py, filter)?,
     };
     let work = async move { check_datasets(&s, &d, &opts).await };
     let done = run::run(py, work, &queue, progress.as_ref(), Stop::Abort);
@@ -243,7 +270,7 @@ fn verify(
 /// Native `diff`; see `shardsync.diff`.
 #[pyfunction]
 #[pyo3(signature = (src, dst, *, jobs, src_options, dst_options, progress, allow_empty_source,
-    strict, follow_symlinks))]
+    strict, follow_symlinks, filter, egress_price))]
 #[allow(clippy::too_many_arguments)] // the keyword arguments of `shardsync.diff`
 fn diff(
     py: Python<'_>,
@@ -256,6 +283,8 @@ fn diff(
     allow_empty_source: bool,
     strict: bool,
     follow_symlinks: bool,
+    filter: ViewArg,
+    egress_price: Option<f64>,
 ) -> PyResult<PyPlan> {
     let s = side(src, src_options, "src_options").open(py, false, follow_symlinks)?;
     let d = side(dst, dst_options, "dst_options").open(py, true, false)?;
@@ -263,6 +292,8 @@ fn diff(
     let mut opts = SyncOptions::default()
         .with_concurrency(jobs)
         .with_allow_empty_source(allow_empty_source)
+        .with_filter(view(py, filter)?)
+        .with_egress_price(egress_price)
         .with_events(events);
     opts.strict = strict;
     let (src_url, dst_url) = (s.url.clone(), d.url.clone());

@@ -159,6 +159,21 @@ impl PyReport {
     fn bytes_copied(&self) -> u64 {
         self.0.bytes_copied
     }
+    /// Bytes the plan moves between the stores (`sync`); `None` for `check` and `verify`.
+    #[getter]
+    fn bytes_to_transfer(&self) -> Option<u64> {
+        self.0.bytes_to_transfer
+    }
+    /// `bytes_to_transfer` priced at the `egress_price` given, in US dollars.
+    #[getter]
+    fn estimated_cost_usd(&self) -> Option<f64> {
+        self.0.estimated_cost_usd
+    }
+    /// The sync stopped starting copies at its `max_transfer`.
+    #[getter]
+    fn max_transfer_reached(&self) -> bool {
+        self.0.max_transfer_reached
+    }
     /// Seconds the run took.
     #[getter]
     fn elapsed_seconds(&self) -> f64 {

@@ -129,6 +129,10 @@ pub struct Manifest {
     /// like `mtime`/`etag`, never a statement about content; absent in older manifests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub copied_from: Option<CopiedFrom>,
+    /// The filter of the sync that wrote this manifest (`--include`, `--exclude`, size
+    /// limits): the manifest describes that view of the dataset only. Absent when unfiltered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<crate::filter::FilterSpec>,
 }
 
 /// Where a destination's entries came from: the source dataset and its objects' stats.
@@ -187,6 +191,7 @@ impl Manifest {
             totals: Totals::default(),
             shards,
             copied_from: None,
+            filter: None,
         };
         m.recompute();
         Ok(m)

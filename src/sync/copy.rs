@@ -10,6 +10,8 @@
 //! [`UnprovenCopy`] (size mode: the PUT's ETag, to be seen in the listing the prove stage takes
 //! after all copies). Only proven copies can be committed: see [`super::prove`].
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
 use futures::StreamExt;
 use object_store::ObjectStoreExt;
 use tokio_util::sync::CancellationToken;
@@ -66,8 +68,17 @@ pub(super) enum Attempt<T> {
 #[derive(Debug)]
 pub(super) struct Copies {
     pub(super) attempts: Vec<(usize, Attempt<Landed>)>,
+    /// What stopped new copies, if anything did.
+    pub(super) stopped: Stopped,
+}
+
+/// Why copies stopped starting before the copy set was done (besides a cancel).
+#[derive(Debug, Clone, Default)]
+pub(super) struct Stopped {
     /// The destination-wide failure that stopped new copies, if one did.
-    pub(super) stopped_by: Option<String>,
+    pub(super) by_destination: Option<String>,
+    /// `max_transfer` stopped new copies.
+    pub(super) max_transfer: bool,
 }
 
 /// Run every planned copy. `copy_set` indexes `plan.items`.
@@ -90,6 +101,7 @@ pub(super) async fn run(
     opts.events
         .start(Stage::Copying, copy_set.len() as u64, copy_bytes);
     let stopped_by = std::sync::Mutex::new(None::<String>);
+    let budget = TransferBudget::new(opts.max_transfer);
     // Collected, not a lazy `map`: a closure over `&usize` held across the awaits below makes
     // the future not provably `Send`, and then `tokio::spawn(sync(..))` does not compile.
     let jobs: Vec<PlannedCopy> = copy_set
@@ -98,10 +110,10 @@ pub(super) async fn run(
         .collect();
     let attempts = futures::stream::iter(jobs)
         .map(|planned| {
-            let (stop, stopped_by) = (&stop, &stopped_by);
+            let (stop, stopped_by, budget) = (&stop, &stopped_by, &budget);
             async move {
                 let (n, path) = (planned.n, planned.job.path.clone());
-                if stop.is_cancelled() {
+                if stop.is_cancelled() || !budget.start(planned.job.size) {
                     return (n, Attempt::NotStarted);
                 }
                 let r = copy_and_verify(src, dst, planned, opts).await;
@@ -115,7 +127,38 @@ pub(super) async fn run(
     opts.events.finish();
     Copies {
         attempts,
-        stopped_by: stopped_by.into_inner().unwrap_or_else(|p| p.into_inner()),
+        stopped: Stopped {
+            by_destination: stopped_by.into_inner().unwrap_or_else(|p| p.into_inner()),
+            max_transfer: budget.reached.load(Ordering::Relaxed),
+        },
+    }
+}
+
+/// `--max-transfer`: copies start, in plan order, until those started hold the limit; the
+/// last one started may take the total past it by at most its own size (rclone's soft cutoff).
+struct TransferBudget {
+    limit: Option<u64>,
+    started: AtomicU64,
+    reached: AtomicBool,
+}
+
+impl TransferBudget {
+    fn new(limit: Option<u64>) -> TransferBudget {
+        TransferBudget {
+            limit,
+            started: AtomicU64::new(0),
+            reached: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether a copy of `size` bytes may start; counts it when it may.
+    fn start(&self, size: u64) -> bool {
+        let Some(limit) = self.limit else { return true };
+        if self.started.fetch_add(size, Ordering::Relaxed) < limit {
+            return true;
+        }
+        self.reached.store(true, Ordering::Relaxed);
+        false
     }
 }
 

@@ -66,6 +66,7 @@ pub(super) async fn retract_overwritten(
     let mut interim = Manifest::new(dst.url.clone(), keep)?;
     // The kept entries' source stats still hold (a stat of a dropped path finds no entry).
     interim.copied_from = stored.manifest.copied_from.clone();
+    interim.filter = plan.filter.clone();
     Ok(Some(commit::commit(dst, &interim, &expected).await?))
 }
 
@@ -132,6 +133,8 @@ pub(super) fn final_manifests(
         source: src.identity(),
         stats: src_stats,
     });
+    // A filtered sync's manifest describes the view it synced, and says which.
+    destination.filter = plan.filter.clone();
     Ok(Final {
         destination,
         source: src_entries,
@@ -152,6 +155,7 @@ pub(super) async fn commit_final(
     let unchanged = stored.is_some_and(|s| {
         s.manifest.shards == manifest.shards
             && s.manifest.copied_from == manifest.copied_from
+            && s.manifest.filter == manifest.filter
             && expected.as_ref() == Some(&s.version)
     });
     if unchanged {
@@ -187,7 +191,8 @@ pub(super) async fn write_back_source(
     report.src_digest = Some(src_manifest.digest.clone());
     let stale = previous.is_none_or(|p| p.shards != src_manifest.shards);
     // Never create `_shardsync/` under a source that held nothing (an allowed empty source).
-    if stale && opts.write_source_manifest && !src_manifest.shards.is_empty() {
+    // A filtered sync saw only part of the source: its entries are not the source's manifest.
+    if stale && opts.write_source_manifest && opts.filter.is_empty() && !src_manifest.shards.is_empty() {
         if let Err(e) = manifest::save(src, &src_manifest).await {
             let w = format!("could not write the refreshed source manifest (read-only source?): {e}");
             tracing::warn!("{w}");

@@ -231,10 +231,10 @@ async fn after_copies(
     } = ready;
     let opts = &opts;
     let stored = prepared.dst_stored.as_ref();
-    let stopped_by = copies.stopped_by.clone();
+    let stopped = copies.stopped.clone();
     let confirmed = prove::confirm_copies(dst, copies, opts).await?;
     let relisted = confirmed.relisted.clone();
-    let tally = tally::record(&mut plan, confirmed, stopped_by, opts, &mut report);
+    let tally = tally::record(&mut plan, confirmed, stopped, opts, &mut report);
     let fin = manifests::final_manifests(src, dst, &plan, &tally, opts)?;
     let committed = manifests::commit_final(
         dst,
@@ -278,6 +278,8 @@ fn planned(
     // digest would name another version). Set again after the copies hash what was unknown.
     report.src_digest = plan::current_source_digest(plan);
     report.dst_digest = stored.map(|s| s.manifest.digest.clone());
+    report.set_transfer(&plan.transfer);
+    report.filter = plan.filter.clone();
     let sources = plan.items.iter().filter_map(|i| i.src.as_ref());
     report.shards_total = sources.clone().count() as u64;
     report.bytes_total = sources.map(|s| s.stat.size).sum();

@@ -4,7 +4,9 @@ use std::num::NonZeroUsize;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::bandwidth::BandwidthLimit;
 use crate::events::Events;
+use crate::filter::Filter;
 use crate::safety::DeleteLimit;
 use crate::transfer::TransferOptions;
 use crate::verify::VerifyMode;
@@ -42,6 +44,16 @@ pub struct SyncOptions {
     /// A `.parquet` shard whose footer does not decode fails (is not landed or claimed)
     /// instead of being synced with a `parquet_error` and listed as a warning.
     pub strict_parquet: bool,
+    /// The view of the dataset this sync works on (`--include`, `--exclude`, size limits),
+    /// applied to both sides: objects outside it are not copied, deleted or reported. The
+    /// destination manifest and the report record it. Default: everything.
+    pub filter: Filter,
+    /// Stop starting new copies once the copies started hold this many bytes (rclone's
+    /// `--max-transfer`): the sync ends incomplete, committing what landed. `None`: no limit.
+    pub max_transfer: Option<u64>,
+    /// The price of a GiB leaving the source's store, in US dollars: the plan and the report
+    /// then carry the estimated cost of the bytes a sync moves.
+    pub egress_price_usd_per_gib: Option<f64>,
 }
 
 impl Default for SyncOptions {
@@ -60,6 +72,9 @@ impl Default for SyncOptions {
             max_delete: None,
             strict: false,
             strict_parquet: false,
+            filter: Filter::default(),
+            max_transfer: None,
+            egress_price_usd_per_gib: None,
         }
     }
 }
@@ -144,6 +159,29 @@ impl SyncOptions {
     /// Most extras `delete` may remove (default: half of the destination's objects).
     pub fn with_max_delete(mut self, limit: Option<DeleteLimit>) -> Self {
         self.max_delete = limit;
+        self
+    }
+    /// Work on the view `filter` lets in, on both sides (see [`SyncOptions::filter`]).
+    pub fn with_filter(mut self, filter: Filter) -> Self {
+        self.filter = filter;
+        self
+    }
+    /// Stop starting new copies once the copies started hold `bytes` (see
+    /// [`SyncOptions::max_transfer`]).
+    pub fn with_max_transfer(mut self, bytes: Option<u64>) -> Self {
+        self.max_transfer = bytes;
+        self
+    }
+    /// Read the source at most `bytes_per_sec` over all copies together, with bursts of up to
+    /// `burst` bytes (see [`BandwidthLimit`]). `None` lifts the limit.
+    pub fn with_bwlimit(mut self, limit: Option<(u64, u64)>) -> Self {
+        self.transfer.bandwidth = limit.map(|(rate, burst)| BandwidthLimit::new(rate, burst));
+        self
+    }
+    /// Estimate what the bytes a sync moves cost at `usd_per_gib` (see
+    /// [`SyncOptions::egress_price_usd_per_gib`]).
+    pub fn with_egress_price(mut self, usd_per_gib: Option<f64>) -> Self {
+        self.egress_price_usd_per_gib = usd_per_gib;
         self
     }
     /// A `.parquet` shard whose footer does not decode fails instead of being synced with a

@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 
 use futures::StreamExt;
 
-use crate::diff::{diff, Plan, PlanItem, SourceObject, State};
+use crate::diff::{diff, Plan, PlanItem, SourceObject, State, TransferEstimate};
 use crate::error::{Error, Result};
 use crate::events::Stage;
 use crate::listing::{list_dataset, ObjectStat};
@@ -135,6 +135,8 @@ async fn prepare_inner(
     );
     settle_unproven(dst, &mut plan, opts).await?;
     plan.find_origins();
+    plan.transfer = estimate(&plan, opts);
+    plan.filter = (!opts.filter.is_empty()).then(|| opts.filter.spec().clone());
     Ok(Prepared {
         plan,
         src_previous: sides.src_previous,
@@ -148,7 +150,7 @@ async fn prepare_inner(
 /// Read both manifests and both listings at once; refuse an empty source and (with `strict`)
 /// keys that cannot be carried. Source entries are kept where they still match the listing.
 async fn read_sides(src: &Dataset, dst: &Dataset, opts: &SyncOptions) -> Result<Sides> {
-    let (src_prev, src_list, dst_stored, dst_list) = tokio::try_join!(
+    let (src_prev, mut src_list, dst_stored, mut dst_list) = tokio::try_join!(
         manifest::load(src),
         list_dataset(src),
         manifest::load(dst),
@@ -156,6 +158,14 @@ async fn read_sides(src: &Dataset, dst: &Dataset, opts: &SyncOptions) -> Result<
     )?;
     src_list.check_strict(src, opts.strict)?;
     dst_list.check_strict(dst, opts.strict)?;
+    // The filter is a view: both sides are seen through it, so what lies outside it is never
+    // copied, deleted or reported.
+    let listed = src_list.objects.len();
+    if !opts.filter.is_empty() {
+        let in_view = |s: &ObjectStat| opts.filter.matches(&s.path, s.size);
+        src_list.objects.retain(in_view);
+        dst_list.objects.retain(in_view);
+    }
     let warnings: Vec<String> = [src_list.warning(src), dst_list.warning(dst)]
         .into_iter()
         .flatten()
@@ -165,12 +175,14 @@ async fn read_sides(src: &Dataset, dst: &Dataset, opts: &SyncOptions) -> Result<
         .as_ref()
         .and_then(|d| Some((&d.manifest, d.manifest.copied_from.as_ref()?)));
     let source_id = src.identity();
-    check_source_not_empty(
-        src,
-        src_list.objects.len(),
-        src_previous.is_some(),
-        opts.allow_empty_source,
-    )?;
+    check_source_not_empty(src, listed, src_previous.is_some(), opts.allow_empty_source)?;
+    if listed > 0 && src_list.objects.is_empty() && !opts.allow_empty_source {
+        return Err(Error::FilterMatchesNothing {
+            url: src.url.clone(),
+            listed,
+            filter: opts.filter.spec().to_string(),
+        });
+    }
     let sources = src_list
         .objects
         .into_iter()
@@ -359,6 +371,21 @@ pub(super) fn copy_set(plan: &Plan, full: bool) -> Vec<usize> {
         })
         .map(|(n, _)| n)
         .collect()
+}
+
+/// What the copy set moves between the stores, and its cost at the egress price, if known.
+fn estimate(plan: &Plan, opts: &SyncOptions) -> TransferEstimate {
+    // Copies made inside the destination (renames) send nothing between the stores.
+    let set: Vec<usize> = copy_set(plan, opts.full)
+        .into_iter()
+        .filter(|&n| plan.items[n].origin.is_none())
+        .collect();
+    let bytes = set
+        .iter()
+        .filter_map(|&n| plan.items[n].src.as_ref())
+        .map(|s| s.stat.size)
+        .sum();
+    TransferEstimate::new(set.len() as u64, bytes, opts.egress_price_usd_per_gib)
 }
 
 /// The digest of the source dataset as planned, when every source entry's hash is known.

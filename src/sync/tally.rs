@@ -12,7 +12,7 @@ use crate::manifest::ShardEntry;
 use crate::report::{footer_findings, Finding, FindingKind, Report};
 use crate::verify::Proof;
 
-use super::copy::Attempt;
+use super::copy::{Attempt, Stopped};
 use super::prove::{Confirmed, Settled};
 use super::SyncOptions;
 
@@ -39,7 +39,7 @@ impl Tally {
 pub(super) fn record(
     plan: &mut Plan,
     confirmed: Confirmed,
-    stopped_by: Option<String>,
+    stopped: Stopped,
     opts: &SyncOptions,
     report: &mut Report,
 ) -> Tally {
@@ -84,7 +84,15 @@ pub(super) fn record(
     report.shards_failed = tally.failures.len() as u64;
     report.shards_not_started = tally.not_started as u64;
     if tally.not_started > 0 {
-        match stopped_by {
+        match stopped.by_destination {
+            _ if stopped.max_transfer && !opts.cancel.is_cancelled() => {
+                report.max_transfer_reached = true;
+                report.warnings.push(format!(
+                    "--max-transfer {} reached: {} shard(s) not copied; the next sync copies them",
+                    crate::display::human_bytes(opts.max_transfer.unwrap_or(0)),
+                    tally.not_started
+                ));
+            }
             Some(cause) if !opts.cancel.is_cancelled() => report.warnings.push(format!(
                 "{} shard(s) not copied: the destination refused writes ({cause}); \
                  no further copy was started",

@@ -17,6 +17,7 @@ mod control_faults;
 mod destination_full;
 mod events;
 mod faults;
+mod filters;
 mod gcs;
 mod harness;
 mod hints;
