@@ -22,11 +22,17 @@ mod delete;
 mod guard;
 mod manifests;
 mod options;
+pub mod partition;
+mod partitioned;
 pub mod plan;
 mod prove;
 mod tally;
 
 pub use options::SyncOptions;
+pub use partition::{PartitionSpec, PlanHead, Receipt};
+pub use partitioned::{
+    commit_plan, freeze_plan, sync_partition, CommitOutcome, FrozenPlan, PartitionOutcome,
+};
 pub use plan::{finding_for, prepare, prepare_with, Prepared};
 
 use crate::diff::{Plan, State};
