@@ -5,8 +5,9 @@
 use object_store::ObjectStoreExt;
 use shardsync::Dataset;
 
-use crate::backends::{put, snapshot, write_demo, Backend, Env};
-use crate::harness::{command, committed, run_command, shardsync, Run};
+use crate::backends::{put, snapshot, write_demo, Backend, Env, BUCKET};
+use crate::cli::{landed, sigkill, wait_for_landed};
+use crate::harness::{blob_parquet, command, committed, run_command, shardsync, Run};
 
 /// Arguments `cmd SRC DST extra…` with both sides' store options.
 fn pair(env: &Env, cmd: &[&str], extra: &[&str]) -> Vec<String> {
@@ -50,7 +51,17 @@ async fn plan(env: &Env, n: usize, id: &str) -> Run {
 
 /// One worker process; `index_env` gives the index the way a scheduler does instead of the flag.
 fn worker(env: &Env, id: &str, spec: &str, index_env: Option<(&str, &str)>) -> tokio::process::Command {
-    let mut args = vec!["sync", "--plan", id, "--json", "-j", "4"];
+    worker_j(env, id, spec, index_env, "4")
+}
+
+fn worker_j(
+    env: &Env,
+    id: &str,
+    spec: &str,
+    index_env: Option<(&str, &str)>,
+    jobs: &str,
+) -> tokio::process::Command {
+    let mut args = vec!["sync", "--plan", id, "--json", "-j", jobs];
     if !spec.is_empty() {
         args.extend(["--partition", spec]);
     }
@@ -236,4 +247,52 @@ async fn a_plan_is_refused_once_the_destination_moved(backend: Backend) {
     assert_eq!(r.code, Some(0), "{r:?}");
     let r = shardsync(pair(&env, &["check"], &[])).await;
     assert_eq!(r.code, Some(0), "{r:?}");
+}
+
+#[tokio::test]
+async fn a_worker_killed_mid_copy_writes_no_receipt_and_its_rerun_copies_only_the_rest() {
+    let env = Env::new(Backend::S3).await;
+    let (src, dst) = (env.open("src"), env.open("dst"));
+    let shards: Vec<(String, Vec<u8>)> = (0..40u64)
+        .map(|i| {
+            (
+                format!("train/part-{i:05}.parquet"),
+                blob_parquet(256 * 1024, 2, i),
+            )
+        })
+        .collect();
+    for (p, b) in &shards {
+        put(&src, p, b.clone()).await;
+    }
+    let total: u64 = shards.iter().map(|(_, b)| b.len() as u64).sum();
+    plan(&env, 1, "k").await;
+    let dst_dir = env.server.as_ref().unwrap().root.join(BUCKET).join("dst");
+    let mut child = worker_j(&env, "k", "0/1", None, "1").spawn().unwrap();
+    wait_for_landed(&mut child, &dst_dir, &shards, 3).await;
+    sigkill(&mut child).await;
+    let receipt = dst
+        .store
+        .head(&dst.key("_shardsync/plans/k/receipts/0.json"))
+        .await;
+    assert!(receipt.is_err(), "a killed worker wrote a receipt");
+    assert!(committed(&dst).await.is_none(), "a killed worker committed");
+    // Whole objects only (both s3s-fs and local folders rename complete files into place).
+    let held: Vec<&(String, Vec<u8>)> = shards
+        .iter()
+        .filter(|s| landed(&dst_dir, std::slice::from_ref(*s)) == 1)
+        .collect();
+    let held_bytes: u64 = held.iter().map(|(_, b)| b.len() as u64).sum();
+    assert!(
+        held.len() >= 3 && held.len() < shards.len(),
+        "{} landed",
+        held.len()
+    );
+
+    let r = report_of(&run_command(worker(&env, "k", "0/1", None)).await);
+    assert_eq!(r["shards_skipped"].as_u64().unwrap(), held.len() as u64, "{r}");
+    assert_eq!(r["bytes_copied"].as_u64().unwrap(), total - held_bytes, "{r}");
+    let r = shardsync(pair(&env, &["commit"], &["--plan", "k"])).await;
+    assert_eq!(r.code, Some(0), "commit: {r:?}");
+    let r = shardsync(pair(&env, &["check"], &[])).await;
+    assert_eq!(r.code, Some(0), "check: {r:?}");
 }
