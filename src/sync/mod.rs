@@ -16,6 +16,11 @@
 //!
 //! Source objects whose manifest entry no longer matches the listing are hashed while they are
 //! copied, so each source byte is read once; the refreshed source manifest is written back.
+//!
+//! A partitioned run ([`freeze_plan`], [`sync_partition`], [`commit_plan`]) cuts the same stages
+//! where the work leaves one machine: `plan` freezes the plan and its split into N shares under
+//! the destination's `_shardsync/plans/<ID>/`, each worker copies and proves one share, and one
+//! commit checks every receipt and commits the manifest.
 
 mod copy;
 mod delete;
