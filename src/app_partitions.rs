@@ -98,7 +98,8 @@ pub async fn sync_one_partition(
                 return Ok(crate::app::INTERRUPTED);
             }
             anyhow::bail!(
-                "partition {}/{}: {} shard(s) failed, no receipt written: {}",
+                "partition {}/{}: {} shard(s) failed, no receipt written (re-run it; a source \
+                 object changed since the plan needs a new plan): {}",
                 spec.index,
                 spec.count,
                 r.shards_failed,

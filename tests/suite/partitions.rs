@@ -296,3 +296,33 @@ async fn a_worker_killed_mid_copy_writes_no_receipt_and_its_rerun_copies_only_th
     let r = shardsync(pair(&env, &["check"], &[])).await;
     assert_eq!(r.code, Some(0), "check: {r:?}");
 }
+
+backend_tests!(a_source_changed_since_the_plan_fails_its_worker_and_lands_nothing_false: local, s3);
+async fn a_source_changed_since_the_plan_fails_its_worker_and_lands_nothing_false(backend: Backend) {
+    let env = Env::new(backend).await;
+    let (src, dst) = (env.open("src"), env.open("dst"));
+    write_demo(&src, 4, 100, 1).await;
+    put(&src, "data/a.bin", vec![1u8; 5000]).await;
+    plan(&env, 1, "s").await;
+    // Rewritten after the plan, same size: the plan names the old bytes' SHA-256.
+    put(&src, "data/a.bin", vec![2u8; 5000]).await;
+    let r = run_command(worker(&env, "s", "0/1", None)).await;
+    assert_eq!(r.code, Some(2), "{r:?}");
+    assert!(r.stderr.contains("data/a.bin"), "{}", r.stderr);
+    let receipt = dst
+        .store
+        .head(&dst.key("_shardsync/plans/s/receipts/0.json"))
+        .await;
+    assert!(receipt.is_err(), "a failed worker wrote a receipt");
+    let landed = dst.store.get(&dst.key("data/a.bin")).await;
+    if let Ok(l) = landed {
+        assert_eq!(
+            l.bytes().await.unwrap().to_vec(),
+            vec![1u8; 5000],
+            "bytes other than the planned ones landed"
+        );
+    }
+    let r = shardsync(pair(&env, &["commit"], &["--plan", "s"])).await;
+    assert_eq!(r.code, Some(2), "{r:?}");
+    assert!(r.stderr.contains("0/1"), "{}", r.stderr);
+}
