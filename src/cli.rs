@@ -44,6 +44,69 @@ pub enum Command {
     /// List the named remotes of the config file ($SHARDSYNC_CONFIG or
     /// ~/.config/shardsync/config.toml); secrets are shown as the variable they come from.
     Remotes(RemotesArgs),
+    /// Freeze a sync as a plan for N workers (a Kubernetes Indexed Job, a Slurm array); print
+    /// its ID. Each worker then runs `sync SRC DST --plan ID --partition I/N`, and one
+    /// `commit SRC DST --plan ID` commits the manifest.
+    Plan(PlanArgs),
+    /// Commit a partitioned plan once every partition has written its receipt (exit 2 naming
+    /// the partitions without one); then remove the plan.
+    Commit(CommitArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Source dataset URL.
+    pub src: String,
+    /// Destination dataset URL (the plan is kept under its _shardsync/plans/).
+    pub dst: String,
+    /// How many workers share the copies (balanced by bytes).
+    #[arg(long, value_parser = parse_jobs)]
+    pub partitions: usize,
+    /// The plan's ID (letters, digits, '.', '_', '-'); default: 12 random hex digits. A plan
+    /// already under this ID for the same destination version is kept (a retried plan job).
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Plan every shard, not only those that differ.
+    #[arg(long)]
+    pub full: bool,
+    /// Objects hashed or proven at once while planning.
+    #[arg(short = 'j', long, default_value_t = 16, env = "SHARDSYNC_JOBS", value_parser = parse_jobs)]
+    pub jobs: usize,
+    /// Do not write the refreshed manifest back to the source.
+    #[arg(long)]
+    pub no_source_write: bool,
+    /// Print the plan's head (ID, digests, shares) as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Keys that are not carried are an error rather than a warning naming them.
+    #[arg(long)]
+    pub strict: bool,
+    #[command(flatten)]
+    pub guard: SourceGuard,
+    #[command(flatten)]
+    pub stores: PairOpts,
+}
+
+#[derive(Debug, Args)]
+pub struct CommitArgs {
+    /// Source dataset URL (the plan's).
+    pub src: String,
+    /// Destination dataset URL.
+    pub dst: String,
+    /// The plan's ID, as `plan` printed it.
+    #[arg(long)]
+    pub plan: String,
+    /// Objects proven at once (for entries no receipt covers).
+    #[arg(short = 'j', long, default_value_t = 16, env = "SHARDSYNC_JOBS", value_parser = parse_jobs)]
+    pub jobs: usize,
+    /// Write the JSON report to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub stores: PairOpts,
 }
 
 #[derive(Debug, Args)]
@@ -260,6 +323,14 @@ pub struct SyncArgs {
     /// `parquet_error` and listed as a warning.
     #[arg(long)]
     pub strict_parquet: bool,
+    /// Run one partition of a plan made by `shardsync plan` (needs --partition, or the index
+    /// from $JOB_COMPLETION_INDEX / $SLURM_ARRAY_TASK_ID): copy and prove its share, write its
+    /// receipt; `shardsync commit` commits the manifest.
+    #[arg(long, value_name = "ID", conflicts_with_all = ["delete", "dry_run", "full"])]
+    pub plan: Option<String>,
+    /// Which partition: I/N, or auto/N for the scheduler's index; N must be the plan's.
+    #[arg(long, value_name = "I/N", requires = "plan")]
+    pub partition: Option<String>,
     #[command(flatten)]
     pub filter: FilterArgs,
     /// Stop starting new copies once this much has been started (e.g. 100GiB); the sync ends

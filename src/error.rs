@@ -191,6 +191,29 @@ pub enum Error {
     /// writer changed it meanwhile (possible on servers that ignore conditional writes).
     #[error("destination changed during sync: {location}: {detail}; re-run the sync")]
     ChangedUnderCommit { location: String, detail: String },
+
+    /// A partitioned run names a plan the destination does not hold (never made, or already
+    /// committed and removed).
+    #[error("no plan at {location}: make one with `shardsync plan` (a committed plan is removed)")]
+    PlanNotFound { location: String },
+
+    /// A plan file is unreadable, or the run does not fit it (another partition count, an ID
+    /// taken by another plan).
+    #[error("plan {location}: {reason}")]
+    InvalidPlan { location: String, reason: String },
+
+    /// The destination manifest changed after the plan was made: another sync committed, so
+    /// the plan's work may contradict it. Nothing was written by this run.
+    #[error("plan {plan}: the destination manifest {location} changed since the plan was made (another sync committed); nothing was written, make a new plan")]
+    PlanStale { plan: String, location: String },
+
+    /// `commit` found partitions without a receipt; nothing was committed.
+    #[error("plan {plan}: {} of {partitions} partition(s) have no receipt: {}; run them (`sync --plan {plan} --partition I/{partitions}`), then commit; nothing was committed", missing.len(), missing.iter().map(|i| format!("{i}/{partitions}")).collect::<Vec<_>>().join(", "))]
+    ReceiptsMissing {
+        plan: String,
+        partitions: usize,
+        missing: Vec<usize>,
+    },
 }
 
 fn summarize(failures: &[(String, String)]) -> String {

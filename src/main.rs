@@ -11,6 +11,7 @@ use cli::{Cli, Command, ManifestCommand, PairOpts};
 use shardsync::{Dataset, OpenOptions};
 
 mod app;
+mod app_partitions;
 mod bars;
 mod cli;
 mod hints;
@@ -102,6 +103,14 @@ async fn run(cli: Cli) -> Result<u8> {
             let bars = progress();
             let opts = app::sync_options(&a, bars.clone())?;
             app::cancel_on_signal(opts.cancel.clone(), bars.clone());
+            if let Some(id) = &a.plan {
+                let report = a.report.as_deref();
+                let partition = a.partition.as_deref();
+                return app_partitions::sync_one_partition(
+                    &src, &dst, id, partition, &opts, &bars, report, a.json,
+                )
+                .await;
+            }
             app::sync_once(&src, &dst, &opts, &bars, a.report.as_deref(), quiet, a.json).await
         }
         Command::Check(a) => {
@@ -113,6 +122,9 @@ async fn run(cli: Cli) -> Result<u8> {
                 .with_follow_symlinks(a.store.follow_symlinks)?
                 .with_side("dataset");
             app::verify(&ds, &a, a.format, progress()).await
+        }
+        Command::Watch(a) if a.sync.plan.is_some() => {
+            anyhow::bail!("watch runs whole syncs; --plan is for `sync` (one partition of a plan)")
         }
         Command::Watch(a) => {
             let (src, dst) = open_pair(&a.sync.src, &a.sync.dst, &a.sync.stores, true)?;
@@ -129,6 +141,14 @@ async fn run(cli: Cli) -> Result<u8> {
             app::demo(a.dir.as_deref(), a.shards, a.rows, progress(), color).await
         }
         Command::Remotes(a) => remotes(a.json),
+        Command::Plan(a) => {
+            let (src, dst) = open_pair(&a.src, &a.dst, &a.stores, true)?;
+            app_partitions::plan(&src, &dst, &a, progress(), quiet).await
+        }
+        Command::Commit(a) => {
+            let (src, dst) = open_pair(&a.src, &a.dst, &a.stores, false)?;
+            app_partitions::commit(&src, &dst, &a, progress()).await
+        }
     }
 }
 

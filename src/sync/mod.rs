@@ -16,17 +16,28 @@
 //!
 //! Source objects whose manifest entry no longer matches the listing are hashed while they are
 //! copied, so each source byte is read once; the refreshed source manifest is written back.
+//!
+//! A partitioned run ([`freeze_plan`], [`sync_partition`], [`commit_plan`]) cuts the same stages
+//! where the work leaves one machine: `plan` freezes the plan and its split into N shares under
+//! the destination's `_shardsync/plans/<ID>/`, each worker copies and proves one share, and one
+//! commit checks every receipt and commits the manifest.
 
 mod copy;
 mod delete;
 mod guard;
 mod manifests;
 mod options;
+pub mod partition;
+mod partitioned;
 pub mod plan;
 mod prove;
 mod tally;
 
 pub use options::SyncOptions;
+pub use partition::{PartitionSpec, PlanHead, Receipt};
+pub use partitioned::{
+    commit_plan, freeze_plan, sync_partition, CommitOutcome, FrozenPlan, PartitionOutcome,
+};
 pub use plan::{finding_for, prepare, prepare_with, Prepared};
 
 use crate::diff::{Plan, State};

@@ -68,6 +68,20 @@ pub(super) async fn confirm_copies(dst: &Dataset, copies: Copies, opts: &SyncOpt
     })
 }
 
+/// Prove every written copy on its own (a HEAD or a read-back each), without a listing: a
+/// partition's worker makes requests in proportion to its share, not to the dataset.
+pub(super) async fn confirm_each(dst: &Dataset, copies: Copies, opts: &SyncOptions) -> Confirmed {
+    let attempts = futures::stream::iter(copies.attempts)
+        .map(|(n, a)| async move { (n, settle(dst, a, &[], opts).await) })
+        .buffer_unordered(opts.concurrency.get())
+        .collect()
+        .await;
+    Confirmed {
+        attempts,
+        relisted: None,
+    }
+}
+
 /// Without a listing no copy wrote, so there is nothing unproven to settle.
 fn settle_without_listing(a: Attempt<Landed>) -> Attempt<Settled> {
     match a {
@@ -155,7 +169,7 @@ pub(super) fn reprove_before_commit(
 /// Whether a listed stat is the object whose stat (from the HEAD or read that verified it) is
 /// recorded in `verified`: same size, and the same ETag when both carry one; otherwise mtimes
 /// less than a second apart (HEAD's Last-Modified has whole seconds, listings are finer).
-fn lists_verified_object(listed: &ObjectStat, verified: &ShardEntry) -> bool {
+pub(super) fn lists_verified_object(listed: &ObjectStat, verified: &ShardEntry) -> bool {
     if listed.size != verified.size {
         return false;
     }

@@ -141,7 +141,7 @@ async fn report_file_holds_consistency_counts_bytes_and_time(backend: Backend) {
 /// How many of `expected` are at the destination with exactly these bytes, read straight from
 /// the folder that holds them (a local destination, or the s3s-fs bucket directory: both land
 /// objects by renaming a complete temporary file, so a file there is whole).
-fn landed(dir: &std::path::Path, expected: &[(String, Vec<u8>)]) -> usize {
+pub(crate) fn landed(dir: &std::path::Path, expected: &[(String, Vec<u8>)]) -> usize {
     expected
         .iter()
         .filter(|(p, bytes)| {
@@ -153,7 +153,7 @@ fn landed(dir: &std::path::Path, expected: &[(String, Vec<u8>)]) -> usize {
 }
 
 /// Poll until `at_least` of `expected` have landed in `dir`; fails if the child exits first.
-async fn wait_for_landed(
+pub(crate) async fn wait_for_landed(
     child: &mut tokio::process::Child,
     dir: &std::path::Path,
     expected: &[(String, Vec<u8>)],
@@ -177,7 +177,7 @@ async fn wait_for_landed(
 }
 
 /// SIGKILL `child` and check it died of it (not of finishing first).
-async fn sigkill(child: &mut tokio::process::Child) {
+pub(crate) async fn sigkill(child: &mut tokio::process::Child) {
     child.start_kill().expect("kill");
     let status = child.wait().await.unwrap();
     assert_eq!(

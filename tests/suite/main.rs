@@ -27,6 +27,7 @@ mod local_safety;
 mod manifest_build;
 mod misbehaving_relay;
 mod parquet_corpus;
+mod partitions;
 mod recall;
 mod regressions;
 mod remotes;
