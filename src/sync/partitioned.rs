@@ -268,9 +268,9 @@ pub async fn sync_partition(
     let copy_set: Vec<usize> = (0..plan.items.len()).collect();
     let copy_opts = copy::proof_options(dst, &plan, &copy_set, opts, &mut report).await?;
     let copies = copy::run(src, dst, &plan, &copy_set, &copy_opts).await;
-    let stopped_by = copies.stopped_by.clone();
+    let stopped = copies.stopped.clone();
     let confirmed = prove::confirm_each(dst, copies, &copy_opts).await;
-    let tally = tally::record(&mut plan, confirmed, stopped_by, opts, &mut report);
+    let tally = tally::record(&mut plan, confirmed, stopped, opts, &mut report);
     report.shards_skipped = held.len() as u64;
     report.bytes_skipped = held.iter().map(|e| e.size).sum();
     report.consistent = tally.complete();
@@ -359,6 +359,7 @@ fn copy_item(e: ShardEntry, dst: Option<ObjectStat>) -> PlanItem {
         src: Some(SourceObject { stat, entry: Some(e) }),
         dst,
         dst_entry: None,
+        origin: None,
     }
 }
 
