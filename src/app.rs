@@ -334,6 +334,66 @@ pub async fn sync_once(
     sync_exit_code(dst, opts, &outcome, quiet || json)
 }
 
+/// `sync SRC DST1 DST2 …`: one fan-out sync; a report per destination (a section each in text,
+/// `{"destinations": [...]}` in JSON and in `--report`), and the worst exit code of them.
+pub async fn sync_fan_out(
+    src: &Dataset,
+    dsts: &[Dataset],
+    opts: &SyncOptions,
+    bars: &Bars,
+    report_path: Option<&Path>,
+    quiet: bool,
+    json: bool,
+) -> Result<u8> {
+    let results = shardsync::sync::sync_to_many(src, dsts, opts).await;
+    bars.finish();
+    let mut reports = Vec::new();
+    let mut worst = 0u8;
+    for (dst, r) in dsts.iter().zip(results?) {
+        let (report, code) = match r.or_else(shardsync::Error::into_outcome) {
+            Ok(outcome) => {
+                if !json && !quiet {
+                    outln!("destination {}", dst.url);
+                    out!("{}", outcome.report.render_text(std::io::stdout().is_terminal()));
+                }
+                let code = sync_exit_code(dst, opts, &outcome, quiet || json)?;
+                (outcome.report, code)
+            }
+            Err(e) => {
+                eprintln!("shardsync: error: {e}");
+                let failed = Report::new("sync", opts.mode(), Some(&src.url), Some(&dst.url)).failed(&e);
+                (failed, 2)
+            }
+        };
+        worst = worse(worst, code);
+        reports.push(report);
+    }
+    let doc = serde_json::json!({ "src": src.url, "destinations": reports });
+    if let Some(p) = report_path {
+        std::fs::write(p, serde_json::to_string_pretty(&doc)?)
+            .with_context(|| format!("writing the report to {}", p.display()))?;
+    }
+    if json {
+        outln!("{}", serde_json::to_string_pretty(&doc)?);
+    }
+    Ok(worst)
+}
+
+/// The worse of two exit codes: interrupted (130), then error (2), then drift (1), then 0.
+fn worse(a: u8, b: u8) -> u8 {
+    let rank = |c: u8| match c {
+        130 => 3,
+        2 => 2,
+        1 => 1,
+        _ => 0,
+    };
+    if rank(b) > rank(a) {
+        b
+    } else {
+        a
+    }
+}
+
 /// A finished sync's exit code: 130 interrupted, 2 (an error) when shards failed, for a dry run
 /// 1 when there is work to do, else 0 only when the destination now holds exactly the source's
 /// dataset, as a `check` right after would say (extras count: a loader that globs reads them).

@@ -260,6 +260,11 @@ pub struct SyncArgs {
     pub src: String,
     /// Destination dataset URL.
     pub dst: String,
+    /// More destinations (fan-out): each source shard is read once and written to every
+    /// destination; each gets its own lease, commit and report section, a destination that
+    /// fails fails alone, and the exit code is the worst of them.
+    #[arg(value_name = "MORE_DST")]
+    pub more_dst: Vec<String>,
     /// Copy every shard, not only those that differ.
     #[arg(long)]
     pub full: bool,

@@ -39,6 +39,7 @@ mod store_errors;
 mod store_options;
 mod store_url;
 pub mod sync;
+mod tee;
 pub mod transfer;
 pub mod verify;
 

@@ -98,6 +98,20 @@ async fn run(cli: Cli) -> Result<u8> {
             let (src, dst) = open_pair(&a.src, &a.dst, &a.stores, true)?;
             app::diff(&src, &dst, &a, progress()).await
         }
+        Command::Sync(a) if !a.more_dst.is_empty() => {
+            if a.plan.is_some() {
+                anyhow::bail!("--plan syncs one partition to one destination; give a single DST");
+            }
+            let (src, dst) = open_pair(&a.src, &a.dst, &a.stores, true)?;
+            let mut dsts = vec![dst];
+            for url in &a.more_dst {
+                dsts.push(open(url, "--dst-opt", &a.stores.dst_opt, true)?.with_side("destination"));
+            }
+            let bars = progress();
+            let opts = app::sync_options(&a, bars.clone())?;
+            app::cancel_on_signal(opts.cancel.clone(), bars.clone());
+            app::sync_fan_out(&src, &dsts, &opts, &bars, a.report.as_deref(), quiet, a.json).await
+        }
         Command::Sync(a) => {
             let (src, dst) = open_pair(&a.src, &a.dst, &a.stores, true)?;
             let bars = progress();
@@ -122,6 +136,9 @@ async fn run(cli: Cli) -> Result<u8> {
                 .with_follow_symlinks(a.store.follow_symlinks)?
                 .with_side("dataset");
             app::verify(&ds, &a, a.format, progress()).await
+        }
+        Command::Watch(a) if !a.sync.more_dst.is_empty() => {
+            anyhow::bail!("watch syncs one destination; run one watch per destination")
         }
         Command::Watch(a) if a.sync.plan.is_some() => {
             anyhow::bail!("watch runs whole syncs; --plan is for `sync` (one partition of a plan)")

@@ -106,7 +106,7 @@ impl MemoryBudget {
         self.bytes
     }
 
-    async fn reserve(&self, want: usize) -> SemaphorePermit<'_> {
+    pub(crate) async fn reserve(&self, want: usize) -> SemaphorePermit<'_> {
         let n = want.clamp(1, self.bytes) as u32;
         self.sem
             .acquire_many(n)
@@ -281,13 +281,7 @@ async fn copy_once(
         .run_until_cancelled(opts.memory.reserve(buffered))
         .await
         .ok_or(Error::Interrupted)?;
-    let mut read = Reading {
-        stream: open_source(src, job, opts).await?,
-        hasher: StreamHasher::new(),
-        moved,
-        progress,
-        bandwidth: opts.bandwidth.as_deref(),
-    };
+    let mut read = Reading::open(src, job, opts, moved, progress).await?;
     // CRC64NVME request checksums where the server checks them: one SHA-256 pass per byte.
     let (store, _) = crate::verify::put_store(dst).await?;
     if single_put {
@@ -298,7 +292,7 @@ async fn copy_once(
 }
 
 /// A source object being read: every chunk is hashed and counted as it passes.
-struct Reading<'a> {
+pub(crate) struct Reading<'a> {
     stream: futures::stream::BoxStream<'static, object_store::Result<Bytes>>,
     hasher: StreamHasher,
     moved: &'a mut u64,
@@ -306,9 +300,31 @@ struct Reading<'a> {
     bandwidth: Option<&'a crate::bandwidth::BandwidthLimit>,
 }
 
-impl Reading<'_> {
+impl<'a> Reading<'a> {
+    /// Open the source object of `job` (see [`open_source`]); `moved` counts the bytes read.
+    pub(crate) async fn open(
+        src: &Dataset,
+        job: &CopyJob,
+        opts: &'a TransferOptions,
+        moved: &'a mut u64,
+        progress: &'a Events,
+    ) -> Result<Reading<'a>> {
+        Ok(Reading {
+            stream: open_source(src, job, opts).await?,
+            hasher: StreamHasher::new(),
+            moved,
+            progress,
+            bandwidth: opts.bandwidth.as_deref(),
+        })
+    }
+
+    /// The hash of every byte read so far.
+    pub(crate) fn finish_hash(&mut self) -> Hashed {
+        std::mem::take(&mut self.hasher).finish()
+    }
+
     /// The next chunk, hashed and counted; `None` at the end.
-    async fn next(&mut self, path: &str, cancel: &CancellationToken) -> Result<Option<Bytes>> {
+    pub(crate) async fn next(&mut self, path: &str, cancel: &CancellationToken) -> Result<Option<Bytes>> {
         let Some(chunk) = next_chunk(&mut self.stream, cancel).await? else {
             return Ok(None);
         };
@@ -414,6 +430,31 @@ async fn put_whole(
     buffered: usize,
 ) -> Result<(Hashed, Option<PutResult>)> {
     let path = job.path.as_str();
+    let (hashed, body) = read_whole(job, opts, read, buffered).await?;
+    if job.unless_sha256.as_ref() == Some(&hashed.sha256) {
+        return Ok((hashed, None));
+    }
+    let put_opts = PutOptions {
+        mode: PutMode::Overwrite,
+        attributes: sha_attributes(dst, &hashed.sha256),
+        ..Default::default()
+    };
+    let put = store
+        .put_opts(&dst.key(path), body, put_opts)
+        .await
+        .map_err(|e| Error::store(path, "write", e))?;
+    Ok((hashed, Some(put)))
+}
+
+/// Read a whole one-PUT object into one buffer of `buffered` bytes and check its size and
+/// hash: nothing is sent before they check out.
+pub(crate) async fn read_whole(
+    job: &CopyJob,
+    opts: &TransferOptions,
+    read: &mut Reading<'_>,
+    buffered: usize,
+) -> Result<(Hashed, PutPayload)> {
+    let path = job.path.as_str();
     let mut body = Body::new(buffered);
     while let Some(chunk) = read.next(path, &opts.cancel).await? {
         if body.len + chunk.len() > buffered {
@@ -426,21 +467,9 @@ async fn put_whole(
         }
         body.push(chunk);
     }
-    let hashed = std::mem::take(&mut read.hasher).finish();
+    let hashed = read.finish_hash();
     check(job, &hashed)?;
-    if job.unless_sha256.as_ref() == Some(&hashed.sha256) {
-        return Ok((hashed, None));
-    }
-    let put_opts = PutOptions {
-        mode: PutMode::Overwrite,
-        attributes: sha_attributes(dst, &hashed.sha256),
-        ..Default::default()
-    };
-    let put = store
-        .put_opts(&dst.key(path), body.into_payload(), put_opts)
-        .await
-        .map_err(|e| Error::store(path, "write", e))?;
-    Ok((hashed, Some(put)))
+    Ok((hashed, body.into_payload()))
 }
 
 /// A one-PUT body as it arrives. Whole-object ranges (striped reads) are kept as they are, no
@@ -513,7 +542,7 @@ async fn put_in_parts(
         .map_err(|e| Error::store(path, "start multipart upload", e))?;
     let mut writer = WriteMultipart::new_with_chunk_size(upload, opts.part_size);
     let streamed = stream_parts(&mut writer, job, opts, read).await;
-    let hashed = std::mem::take(&mut read.hasher).finish();
+    let hashed = read.finish_hash();
     // The parts still uploading are waited for here, where Ctrl-C can still abort the upload:
     // `finish` cannot be interrupted without leaving it behind.
     let settled = match streamed.and_then(|()| check(job, &hashed)) {
@@ -560,7 +589,7 @@ async fn stream_parts(
 }
 
 /// The next chunk of a source stream, or [`Error::Interrupted`] as soon as `cancel` fires.
-async fn next_chunk<S: futures::Stream + Unpin>(
+pub(crate) async fn next_chunk<S: futures::Stream + Unpin>(
     stream: &mut S,
     cancel: &CancellationToken,
 ) -> Result<Option<S::Item>> {
@@ -572,7 +601,7 @@ async fn next_chunk<S: futures::Stream + Unpin>(
 }
 
 /// The streamed bytes must be the planned size and hash.
-fn check(job: &CopyJob, hashed: &Hashed) -> Result<()> {
+pub(crate) fn check(job: &CopyJob, hashed: &Hashed) -> Result<()> {
     if hashed.size != job.size {
         return Err(Error::SizeMismatch {
             path: job.path.clone(),

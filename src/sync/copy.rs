@@ -136,14 +136,14 @@ pub(super) async fn run(
 
 /// `--max-transfer`: copies start, in plan order, until those started hold the limit; the
 /// last one started may take the total past it by at most its own size (rclone's soft cutoff).
-struct TransferBudget {
+pub(super) struct TransferBudget {
     limit: Option<u64>,
     started: AtomicU64,
-    reached: AtomicBool,
+    pub(super) reached: AtomicBool,
 }
 
 impl TransferBudget {
-    fn new(limit: Option<u64>) -> TransferBudget {
+    pub(super) fn new(limit: Option<u64>) -> TransferBudget {
         TransferBudget {
             limit,
             started: AtomicU64::new(0),
@@ -152,7 +152,7 @@ impl TransferBudget {
     }
 
     /// Whether a copy of `size` bytes may start; counts it when it may.
-    fn start(&self, size: u64) -> bool {
+    pub(super) fn start(&self, size: u64) -> bool {
         let Some(limit) = self.limit else { return true };
         if self.started.fetch_add(size, Ordering::Relaxed) < limit {
             return true;
@@ -163,7 +163,7 @@ impl TransferBudget {
 }
 
 /// Sort one copy's result; the first destination-wide failure stops new copies.
-fn attempt_of(
+pub(super) fn attempt_of(
     r: Result<Landed>,
     stop: &CancellationToken,
     stopped_by: &std::sync::Mutex<Option<String>>,
@@ -183,18 +183,18 @@ fn attempt_of(
 }
 
 /// One copy to make: plan item `n`, its job, and what the plan knows of it.
-struct PlannedCopy {
-    n: usize,
-    job: CopyJob,
+pub(super) struct PlannedCopy {
+    pub(super) n: usize,
+    pub(super) job: CopyJob,
     /// The source manifest's entry, when its hash is known.
-    entry: Option<ShardEntry>,
-    src_stat: Option<ObjectStat>,
+    pub(super) entry: Option<ShardEntry>,
+    pub(super) src_stat: Option<ObjectStat>,
     /// A destination path holding the same bytes: the copy is made inside the destination.
-    origin: Option<String>,
+    pub(super) origin: Option<String>,
 }
 
 /// The copy job for plan item `n`, with its planned entry and source stat.
-fn job_for(plan: &Plan, n: usize, full: bool) -> Option<PlannedCopy> {
+pub(super) fn job_for(plan: &Plan, n: usize, full: bool) -> Option<PlannedCopy> {
     let item = &plan.items[n];
     let s = item.src.as_ref()?;
     let job = CopyJob {
@@ -280,12 +280,13 @@ fn budget_note(plan: &Plan, copy_set: &[usize], opts: &SyncOptions, report: &mut
 /// Copy one shard, verify it on the destination, and return its destination entry and proof.
 /// In size mode, when the PUT returned an ETag, the proof is left to the listing that follows
 /// the copies (one LIST instead of a HEAD per shard).
-async fn copy_and_verify(
+pub(super) async fn copy_and_verify(
     src: &Dataset,
     dst: &Dataset,
     planned: PlannedCopy,
     opts: &SyncOptions,
 ) -> Result<Landed> {
+    refuse_strict_parquet(&planned, opts)?;
     let PlannedCopy {
         job,
         entry: planned,
@@ -293,36 +294,61 @@ async fn copy_and_verify(
         origin,
         ..
     } = planned;
-    let job = &job;
-    if let Some(reason) = planned
-        .as_ref()
-        .and_then(|e| e.parquet_error.clone())
-        .filter(|_| opts.strict_parquet)
-    {
-        return Err(Error::InvalidParquet {
-            path: job.path.clone(),
-            reason,
-        });
-    }
     if let Some((origin, entry)) = origin.zip(planned.clone()) {
         if let Some(landed) = copy_in_place(dst, &origin, entry, opts).await {
             return Ok(landed);
         }
     }
-    let copied = copy_object(src, dst, job, &opts.transfer, &opts.events).await?;
+    let copied = copy_object(src, dst, &job, &opts.transfer, &opts.events).await?;
     if !copied.written {
         return Ok(Landed::AlreadyThere);
     }
+    let written = Written {
+        job: &job,
+        hashed: &copied.hashed,
+        e_tag: copied.e_tag,
+    };
+    land(src, dst, written, planned, src_stat, opts).await
+}
+
+/// `--strict-parquet`: a shard whose footer the source manifest could not decode is not copied.
+pub(super) fn refuse_strict_parquet(planned: &PlannedCopy, opts: &SyncOptions) -> Result<()> {
+    match planned.entry.as_ref().and_then(|e| e.parquet_error.clone()) {
+        Some(reason) if opts.strict_parquet => Err(Error::InvalidParquet {
+            path: planned.job.path.clone(),
+            reason,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// What one destination's PUT (or multipart completion) of a shard answered.
+pub(super) struct Written<'a> {
+    pub(super) job: &'a CopyJob,
+    /// The bytes read from the source, hashed.
+    pub(super) hashed: &'a crate::hash::Hashed,
+    pub(super) e_tag: Option<String>,
+}
+
+/// The shard's destination entry once written, and its proof (or the listing's, later).
+pub(super) async fn land(
+    src: &Dataset,
+    dst: &Dataset,
+    written: Written<'_>,
+    planned: Option<ShardEntry>,
+    src_stat: Option<ObjectStat>,
+    opts: &SyncOptions,
+) -> Result<Landed> {
     let mut entry = match planned {
         Some(e) => e,
-        None => entry_for_copied(src, dst, job, src_stat, &copied.hashed, opts).await?,
+        None => entry_for_copied(src, dst, written.job, src_stat, written.hashed, opts).await?,
     };
-    if opts.verify == VerifyMode::Size && copied.e_tag.is_some() {
+    if opts.verify == VerifyMode::Size && written.e_tag.is_some() {
         entry.mtime = None;
-        entry.etag = copied.e_tag;
+        entry.etag = written.e_tag;
         return Ok(Landed::Unproven(UnprovenCopy { entry }));
     }
-    let proof = verify_or_remove(dst, &mut entry, opts.verify, copied.e_tag.as_deref()).await?;
+    let proof = verify_or_remove(dst, &mut entry, opts.verify, written.e_tag.as_deref()).await?;
     Ok(Landed::Proven(ProvenCopy {
         entry,
         proof,
@@ -334,7 +360,7 @@ async fn copy_and_verify(
 /// then prove it against the source's hash like any copy. `None` when that did not work (the
 /// origin changed or vanished since the plan, the store has no copy, the proof failed): the
 /// caller then copies from the source, so the shard is never lost to the shortcut.
-async fn copy_in_place(
+pub(super) async fn copy_in_place(
     dst: &Dataset,
     origin: &str,
     mut entry: ShardEntry,

@@ -23,7 +23,9 @@
 //! commit checks every receipt and commits the manifest.
 
 mod copy;
+mod copy_many;
 mod delete;
+mod fanout;
 mod guard;
 mod manifests;
 mod options;
@@ -33,6 +35,7 @@ pub mod plan;
 mod prove;
 mod tally;
 
+pub use fanout::sync_to_many;
 pub use options::SyncOptions;
 pub use partition::{PartitionSpec, PlanHead, Receipt};
 pub use partitioned::{
@@ -90,6 +93,19 @@ pub async fn sync(src: &Dataset, dst: &Dataset, opts: &SyncOptions) -> Result<Sy
     check_overlap(src, dst)?;
     let mut lease = None;
     let outcome = pipeline(src, dst, opts, &mut lease).await;
+    finish(src, dst, outcome, lease, opts).await
+}
+
+/// After the pipeline, whatever its outcome: release the lease (first leaving a manifest that
+/// claims only what is there, if it failed), settle what local folders add to the report, and
+/// turn an incomplete sync into [`Error::Incomplete`].
+async fn finish(
+    src: &Dataset,
+    dst: &Dataset,
+    outcome: Result<SyncOutcome>,
+    lease: Option<SyncLock>,
+    opts: &SyncOptions,
+) -> Result<SyncOutcome> {
     let lease_warnings = lease.as_ref().map(|l| l.warnings().to_vec()).unwrap_or_default();
     if let Some(l) = lease {
         if outcome.is_err() {

@@ -16,6 +16,7 @@ mod cli;
 mod control_faults;
 mod destination_full;
 mod events;
+mod fanout;
 mod faults;
 mod filters;
 mod gcs;
