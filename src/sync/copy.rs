@@ -102,6 +102,9 @@ pub(super) async fn run(
                     return (n, Attempt::NotStarted);
                 }
                 let r = copy_and_verify(src, dst, &job, planned, src_stat, opts).await;
+                if r.is_err() {
+                    opts.events.object_failed(&job.path);
+                }
                 opts.events.object_done(&job.path);
                 (n, attempt_of(r, stop, stopped_by))
             }

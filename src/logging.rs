@@ -1,0 +1,120 @@
+//! Where the binary's log goes: stderr (coloured only on a terminal without `NO_COLOR`), and
+//! with `--log-file` also a file, without colour. The library logs through `tracing`; the
+//! binary's own warnings and stats lines come through [`warn`] and [`line`], which print each
+//! warning once and nothing under `--quiet` but errors.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::sync::{Mutex, OnceLock};
+
+use anyhow::{Context, Result};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{fmt, EnvFilter, Layer};
+
+use crate::cli::LogOpts;
+
+/// Settings fixed at start-up.
+struct Sink {
+    quiet: bool,
+    file: Option<Mutex<File>>,
+    warned: Mutex<HashSet<String>>,
+}
+
+static SINK: OnceLock<Sink> = OnceLock::new();
+
+/// True when colour may be used on a stream that `is_terminal`: the `NO_COLOR` convention
+/// (<https://no-color.org>: any non-empty value turns colour off).
+pub fn color(is_terminal: bool) -> bool {
+    is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// The `tracing` levels for `-v` counts: warnings, then each shard's decision (info), then
+/// requests and retries (debug). `-q`: errors only.
+fn filter(opts: &LogOpts) -> &'static str {
+    match (opts.quiet, opts.verbose) {
+        (true, _) => "error,aws_config=off",
+        // aws-config warns of each credential failure the error itself then reports.
+        (false, 0) => "warn,aws_config=error",
+        (false, 1) => "warn,shardsync=info,aws_config=warn",
+        _ => "debug,hyper=info,h2=info,reqwest=info,rustls=info",
+    }
+}
+
+/// Set up `tracing` and the binary's sink. `SHARDSYNC_LOG` overrides the levels.
+pub fn init(opts: &LogOpts) -> Result<()> {
+    let file = match &opts.log_file {
+        Some(p) => Some(open_log_file(p)?),
+        None => None,
+    };
+    let env_filter = || EnvFilter::try_from_env("SHARDSYNC_LOG").unwrap_or_else(|_| filter(opts).into());
+    let stderr_layer = fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(color(std::io::stderr().is_terminal()))
+        .with_target(false)
+        .with_filter(env_filter());
+    let file_layer = match &file {
+        Some(f) => Some(
+            fmt::layer()
+                .with_writer(Mutex::new(f.try_clone().context("--log-file")?))
+                .with_ansi(false)
+                .with_target(false)
+                .with_filter(env_filter()),
+        ),
+        None => None,
+    };
+    tracing_subscriber::registry()
+        .with(stderr_layer)
+        .with(file_layer)
+        .init();
+    let _ = SINK.set(Sink {
+        quiet: opts.quiet,
+        file: file.map(Mutex::new),
+        warned: Mutex::new(HashSet::new()),
+    });
+    Ok(())
+}
+
+fn open_log_file(p: &Path) -> Result<File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(p)
+        .with_context(|| format!("--log-file {}: cannot open it for writing", p.display()))
+}
+
+/// Append `msg` (one line, no colour) to the log file, if there is one.
+fn to_file(msg: &str) {
+    if let Some(f) = SINK.get().and_then(|s| s.file.as_ref()) {
+        let mut f = f.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = writeln!(f, "{} {msg}", chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ"));
+    }
+}
+
+/// Whether `--quiet` is on.
+pub fn quiet() -> bool {
+    SINK.get().is_some_and(|s| s.quiet)
+}
+
+/// Print `warning: msg` on stderr (and to the log file), once per distinct message per run;
+/// nothing under `--quiet`.
+pub fn warn(msg: &str) {
+    if let Some(s) = SINK.get() {
+        if s.quiet {
+            return;
+        }
+        let mut warned = s.warned.lock().unwrap_or_else(|p| p.into_inner());
+        if !warned.insert(msg.to_string()) {
+            return;
+        }
+    }
+    eprintln!("warning: {msg}");
+    to_file(&format!("warning: {msg}"));
+}
+
+/// A log line (a stats line) to the log file; the caller prints it on stderr its own way.
+pub fn line(msg: &str) {
+    to_file(msg);
+}
