@@ -10,7 +10,10 @@ use std::path::Path;
 use std::sync::{Mutex, OnceLock};
 
 use anyhow::{Context, Result};
-use tracing_subscriber::layer::SubscriberExt;
+use tracing::field::{Field, Visit};
+use tracing::Level;
+use tracing_subscriber::filter::{filter_fn, FilterExt};
+use tracing_subscriber::layer::{Context as LayerContext, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{fmt, EnvFilter, Layer};
 
@@ -50,24 +53,28 @@ pub fn init(opts: &LogOpts) -> Result<()> {
         None => None,
     };
     let env_filter = || EnvFilter::try_from_env("SHARDSYNC_LOG").unwrap_or_else(|_| filter(opts).into());
+    // Warnings go through `warn` (once each, `warning: ` like the binary's own); the rest is
+    // formatted by tracing.
+    let not_warn = || filter_fn(|m| *m.level() != Level::WARN);
     let stderr_layer = fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(color(std::io::stderr().is_terminal()))
         .with_target(false)
-        .with_filter(env_filter());
+        .with_filter(env_filter().and(not_warn()));
     let file_layer = match &file {
         Some(f) => Some(
             fmt::layer()
                 .with_writer(Mutex::new(f.try_clone().context("--log-file")?))
                 .with_ansi(false)
                 .with_target(false)
-                .with_filter(env_filter()),
+                .with_filter(env_filter().and(not_warn())),
         ),
         None => None,
     };
     tracing_subscriber::registry()
         .with(stderr_layer)
         .with(file_layer)
+        .with(WarnOnce.with_filter(env_filter()))
         .init();
     let _ = SINK.set(Sink {
         quiet: opts.quiet,
@@ -112,6 +119,33 @@ pub fn warn(msg: &str) {
     }
     eprintln!("warning: {msg}");
     to_file(&format!("warning: {msg}"));
+}
+
+/// The library's `tracing` warnings, printed by [`warn`]: once each, silenced by `--quiet`.
+struct WarnOnce;
+
+impl<S: tracing::Subscriber> Layer<S> for WarnOnce {
+    fn on_event(&self, event: &tracing::Event<'_>, _: LayerContext<'_, S>) {
+        if *event.metadata().level() == Level::WARN {
+            let mut text = Message(String::new());
+            event.record(&mut text);
+            warn(&text.0);
+        }
+    }
+}
+
+/// An event's message, then any other fields as ` name=value`.
+struct Message(String);
+
+impl Visit for Message {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        use std::fmt::Write;
+        if field.name() == "message" {
+            let _ = write!(self.0, "{value:?}");
+        } else {
+            let _ = write!(self.0, " {}={value:?}", field.name());
+        }
+    }
 }
 
 /// A log line (a stats line) to the log file; the caller prints it on stderr its own way.

@@ -292,3 +292,33 @@ async fn demo_with_forced_bars_leaves_none_behind() {
     );
     assert!(r.stdout.contains("CONSISTENT"), "{}", r.stdout);
 }
+
+/// A warning the library gives on every cycle of `watch` (a source symlink skipped) is printed
+/// once, as `warning: …`; `-q` prints none, and errors still.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_warning_is_printed_once_per_run_and_quiet_silences_it() {
+    let env = local_source(2).await;
+    let link = env.tmp.path().join("src").join("notes.txt");
+    std::os::unix::fs::symlink("/etc/hostname", &link).unwrap();
+    let watch = ["--cycles", "2", "--interval", "10ms"];
+    let r = shardsync(local_pair(&env, &["watch"], &watch)).await;
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(
+        r.stdout.lines().filter(|l| l.starts_with("cycle ")).count(),
+        2,
+        "{r:?}"
+    );
+    let warned: Vec<_> = r.stderr.lines().filter(|l| l.contains("is a symlink")).collect();
+    assert_eq!(warned.len(), 1, "{}", r.stderr);
+    assert!(warned[0].starts_with("warning: "), "{}", warned[0]);
+
+    let r = shardsync(local_pair(&env, &["watch", "-q"], &watch)).await;
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(!r.stderr.contains("symlink"), "-q: {}", r.stderr);
+    // An overlapping destination is refused: the error still shows under -q.
+    let inside = format!("{}/inside", env.url("src"));
+    let r = shardsync(["sync", "-q", &env.url("src"), &inside]).await;
+    assert_eq!(r.code, Some(2), "{r:?}");
+    assert!(r.stderr.contains("error"), "-q keeps errors: {}", r.stderr);
+}
