@@ -31,7 +31,11 @@ static SINK: OnceLock<Sink> = OnceLock::new();
 /// True when colour may be used on a stream that `is_terminal`: the `NO_COLOR` convention
 /// (<https://no-color.org>: any non-empty value turns colour off).
 pub fn color(is_terminal: bool) -> bool {
-    is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+    color_unless(is_terminal, std::env::var_os("NO_COLOR").as_deref())
+}
+
+fn color_unless(is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    is_terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 /// The `tracing` levels for `-v` counts: warnings, then each shard's decision (info), then
@@ -151,4 +155,30 @@ impl Visit for Message {
 /// A log line (a stats line) to the log file; the caller prints it on stderr its own way.
 pub fn line(msg: &str) {
     to_file(msg);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_color_set_to_anything_turns_colour_off_and_a_pipe_never_has_it() {
+        assert!(color_unless(true, None));
+        assert!(color_unless(true, Some("".as_ref())));
+        assert!(!color_unless(true, Some("1".as_ref())));
+        assert!(!color_unless(false, None));
+    }
+
+    #[test]
+    fn each_verbosity_adds_a_level_and_quiet_keeps_only_errors() {
+        let opts = |quiet, verbose| LogOpts {
+            quiet,
+            verbose,
+            ..LogOpts::default()
+        };
+        assert!(filter(&opts(false, 0)).starts_with("warn"));
+        assert!(filter(&opts(false, 1)).contains("shardsync=info"));
+        assert!(filter(&opts(false, 2)).starts_with("debug"));
+        assert!(filter(&opts(true, 2)).starts_with("error"));
+    }
 }

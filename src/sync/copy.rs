@@ -101,9 +101,18 @@ pub(super) async fn run(
                 if stop.is_cancelled() {
                     return (n, Attempt::NotStarted);
                 }
+                let started = std::time::Instant::now();
                 let r = copy_and_verify(src, dst, &job, planned, src_stat, opts).await;
-                if r.is_err() {
-                    opts.events.object_failed(&job.path);
+                let path = crate::display::escape_controls(&job.path);
+                match &r {
+                    Ok(_) => tracing::debug!(
+                        "{path}: copied and hashed in {:.3} s",
+                        started.elapsed().as_secs_f64()
+                    ),
+                    Err(e) => {
+                        tracing::debug!("{path}: copy failed: {e}");
+                        opts.events.object_failed(&job.path);
+                    }
                 }
                 opts.events.object_done(&job.path);
                 (n, attempt_of(r, stop, stopped_by))

@@ -93,6 +93,27 @@ async fn verbose_says_each_shards_decision_and_why() {
         "{}",
         r.stderr
     );
+    assert!(
+        !r.stderr.contains("request (attempt"),
+        "requests are -vv: {}",
+        r.stderr
+    );
+    // -vv: each request and each copy's outcome too.
+    write_demo(&env.open("src"), 1, 2000, 98).await;
+    let r = shardsync(local_pair(&env, &["sync", "-vv"], &[])).await;
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(
+        r.stderr.contains("commit manifest: request (attempt 1)"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .lines()
+            .any(|l| l.contains(&shard0) && l.contains("copied and hashed in")),
+        "{}",
+        r.stderr
+    );
 }
 
 #[tokio::test]
