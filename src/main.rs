@@ -39,7 +39,9 @@ fn main() -> ExitCode {
             ExitCode::from(app::INTERRUPTED)
         }
         Err(e) => {
-            eprintln!("shardsync: error: {}", describe(&e, verbose));
+            let line = format!("shardsync: error: {}", describe(&e, verbose));
+            eprintln!("{line}");
+            logging::line(&line); // an unattended run's log ends with why it failed
             ExitCode::from(2)
         }
     }

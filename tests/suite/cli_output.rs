@@ -339,7 +339,14 @@ async fn a_warning_is_printed_once_per_run_and_quiet_silences_it() {
     assert!(!r.stderr.contains("symlink"), "-q: {}", r.stderr);
     // An overlapping destination is refused: the error still shows under -q.
     let inside = format!("{}/inside", env.url("src"));
-    let r = shardsync(["sync", "-q", &env.url("src"), &inside]).await;
+    let log = env.tmp.path().join("failed.log");
+    let log_arg = log.display().to_string();
+    let r = shardsync(["sync", "-q", "--log-file", &log_arg, &env.url("src"), &inside]).await;
     assert_eq!(r.code, Some(2), "{r:?}");
     assert!(r.stderr.contains("error"), "-q keeps errors: {}", r.stderr);
+    let logged = std::fs::read_to_string(&log).expect("--log-file");
+    assert!(
+        logged.contains("shardsync: error: "),
+        "the log ends with the error: {logged}"
+    );
 }
