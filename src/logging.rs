@@ -23,10 +23,24 @@ use crate::cli::LogOpts;
 struct Sink {
     quiet: bool,
     file: Option<Mutex<File>>,
-    warned: Mutex<HashSet<String>>,
+    warned: Seen,
 }
 
 static SINK: OnceLock<Sink> = OnceLock::new();
+
+/// The messages already shown.
+#[derive(Default)]
+struct Seen(Mutex<HashSet<String>>);
+
+impl Seen {
+    /// True the first time `msg` is seen.
+    fn first(&self, msg: &str) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(msg.to_string())
+    }
+}
 
 /// True when colour may be used on a stream that `is_terminal`: the `NO_COLOR` convention
 /// (<https://no-color.org>: any non-empty value turns colour off).
@@ -83,7 +97,7 @@ pub fn init(opts: &LogOpts) -> Result<()> {
     let _ = SINK.set(Sink {
         quiet: opts.quiet,
         file: file.map(Mutex::new),
-        warned: Mutex::new(HashSet::new()),
+        warned: Seen::default(),
     });
     Ok(())
 }
@@ -116,8 +130,7 @@ pub fn warn(msg: &str) {
         if s.quiet {
             return;
         }
-        let mut warned = s.warned.lock().unwrap_or_else(|p| p.into_inner());
-        if !warned.insert(msg.to_string()) {
+        if !s.warned.first(msg) {
             return;
         }
     }
@@ -160,6 +173,14 @@ pub fn line(msg: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_warning_is_shown_the_first_time_only() {
+        let seen = Seen::default();
+        assert!(seen.first("disk almost full"));
+        assert!(!seen.first("disk almost full"));
+        assert!(seen.first("another"));
+    }
 
     #[test]
     fn no_color_set_to_anything_turns_colour_off_and_a_pipe_never_has_it() {

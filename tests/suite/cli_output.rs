@@ -314,11 +314,12 @@ async fn demo_with_forced_bars_leaves_none_behind() {
     assert!(r.stdout.contains("CONSISTENT"), "{}", r.stdout);
 }
 
-/// A warning the library gives on every cycle of `watch` (a source symlink skipped) is printed
-/// once, as `warning: …`; `-q` prints none, and errors still.
+/// A library warning (a source symlink skipped) over the cycles of `watch` is printed once, as
+/// `warning: …` like the binary's own (each distinct message once per run: see
+/// `logging::tests`); `-q` prints none, and errors still, also into `--log-file`.
 #[cfg(unix)]
 #[tokio::test]
-async fn a_warning_is_printed_once_per_run_and_quiet_silences_it() {
+async fn a_library_warning_is_printed_once_as_warning_and_quiet_silences_it() {
     let env = local_source(2).await;
     let link = env.tmp.path().join("src").join("notes.txt");
     std::os::unix::fs::symlink("/etc/hostname", &link).unwrap();
