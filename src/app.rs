@@ -6,7 +6,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::bars::Bars;
-use crate::cli::{Format, SyncArgs, VerifyArg};
+use crate::cli::{Format, ReportOpts, SyncArgs, VerifyArg};
+use crate::logging;
 use anyhow::{bail, Context, Result};
 use shardsync::check::{check as check_datasets, schema_drift, verify_store, CheckOptions};
 use shardsync::diff::State;
@@ -21,6 +22,11 @@ use shardsync::{Dataset, OpenOptions};
 /// silences stdout for the rest of the run, quietly, and the exit code still tells the verdict.
 macro_rules! out {
     ($($t:tt)*) => { write_stdout(format_args!($($t)*)) };
+}
+
+/// [`outln!`] with the bars out of the way, so none is left half-drawn above the line.
+macro_rules! say {
+    ($bars:expr, $($t:tt)*) => { $bars.suspend(|| outln!($($t)*)) };
 }
 
 /// `println!` through [`write_stdout`].
@@ -48,20 +54,16 @@ fn human(n: u64) -> String {
     shardsync::display::human_bytes(n)
 }
 
-#[allow(clippy::too_many_arguments)] // the flags of `manifest build`, passed through
 pub async fn manifest_build(
     ds: &Dataset,
-    out: Option<&Path>,
-    jobs: usize,
+    a: &crate::cli::BuildArgs,
     progress: Bars,
     quiet: bool,
-    json: bool,
-    strict: bool,
-    strict_parquet: bool,
 ) -> Result<u8> {
+    let (out, strict, strict_parquet) = (a.out.as_deref(), a.strict, a.strict_parquet);
     let previous = manifest::load(ds).await?;
     let opts = BuildOptions {
-        concurrency: jobs.max(1),
+        concurrency: a.jobs.max(1),
         events: progress.events(),
     };
     let built = manifest::build_manifest(ds, previous.as_ref().map(|p| &p.manifest), &opts).await?;
@@ -82,18 +84,19 @@ pub async fn manifest_build(
         );
     }
     manifest::save(ds, m).await?;
+    progress.finish();
     if let Some(w) = shardsync::listing::skipped_warning(ds, &built.skipped) {
-        eprintln!("warning: {w}");
+        logging::warn(&w);
     }
     if let Some(out) = out {
         manifest::save_file(out, m)?;
     }
     let drift = schema_drift(&m.shards);
     for w in shardsync::check::schema_warnings(&drift, "dataset") {
-        eprintln!("warning: {w}");
+        logging::warn(&w);
     }
-    if json {
-        let v = serde_json::json!({
+    let v = {
+        serde_json::json!({
             "dataset": ds.url,
             "manifest": format!("{}/{}", ds.url, shardsync::layout::MANIFEST_KEY),
             "digest": m.digest,
@@ -105,10 +108,10 @@ pub async fn manifest_build(
             "parquet_errors": m.parquet_errors()
                 .map(|e| serde_json::json!({"path": e.path, "parquet_error": e.parquet_error}))
                 .collect::<Vec<_>>(),
-        });
-        outln!("{}", serde_json::to_string_pretty(&v)?);
-    } else if !quiet {
-        outln!(
+        })
+    };
+    let summary = BuildSummary {
+        line: format!(
             "{}: {} objects ({} Parquet shards, {} rows, {}); hashed {} ({}), reused {}",
             ds.url,
             m.totals.files,
@@ -118,16 +121,64 @@ pub async fn manifest_build(
             built.hashed,
             human(built.bytes_hashed),
             built.reused
-        );
-        outln!("digest {}", m.digest);
-        outln!("wrote {}/{}", ds.url, shardsync::layout::MANIFEST_KEY);
-    }
+        ),
+        json: v,
+    };
+    summary.print(&a.output, quiet)?;
     if unreadable.is_empty() {
         return Ok(0);
     }
     // Listed on stderr whatever the format: the manifest is written, the exit code says 1.
-    eprintln!("warning: {}", unreadable.join("\n  "));
+    logging::warn(&unreadable.join("\n  "));
     Ok(1)
+}
+
+/// What `manifest build` prints: a line for people, a JSON document for machines.
+struct BuildSummary {
+    line: String,
+    json: serde_json::Value,
+}
+
+impl BuildSummary {
+    fn markdown(&self) -> String {
+        let j = &self.json;
+        format!(
+            "### shardsync manifest build\n\n| | |\n|---|---|\n| dataset | `{}` |\n| objects | {} |\n\
+             | Parquet shards | {} |\n| rows | {} |\n| hashed | {} |\n| reused | {} |\n| digest | `{}` |\n",
+            j["dataset"].as_str().unwrap_or_default(),
+            j["totals"]["files"],
+            j["totals"]["shards"],
+            j["totals"]["rows"],
+            j["hashed"],
+            j["reused"],
+            j["digest"].as_str().unwrap_or_default(),
+        )
+    }
+
+    fn print(&self, output: &ReportOpts, quiet: bool) -> Result<()> {
+        let json = serde_json::to_string_pretty(&self.json)?;
+        if let Some(p) = &output.report {
+            write_file(
+                p,
+                &if is_markdown(p) {
+                    self.markdown()
+                } else {
+                    json.clone() + "\n"
+                },
+            )?;
+        }
+        match output.format() {
+            Format::Json => outln!("{json}"),
+            Format::Markdown => out!("{}", self.markdown()),
+            Format::Text if !quiet => {
+                outln!("{}", self.line);
+                outln!("digest {}", self.json["digest"].as_str().unwrap_or_default());
+                outln!("wrote {}", self.json["manifest"].as_str().unwrap_or_default());
+            }
+            Format::Text => {}
+        }
+        Ok(())
+    }
 }
 
 /// The count and one line per `.parquet` object whose footer did not decode (none: empty).
@@ -147,7 +198,6 @@ fn unreadable_footers(m: &manifest::Manifest, note: &str) -> Vec<String> {
 }
 
 pub async fn diff(src: &Dataset, dst: &Dataset, a: &crate::cli::DiffArgs, progress: Bars) -> Result<u8> {
-    let format = a.format;
     let mut opts = SyncOptions::default()
         .with_concurrency(a.jobs)
         .with_allow_empty_source(a.guard.allow_empty_source)
@@ -156,17 +206,25 @@ pub async fn diff(src: &Dataset, dst: &Dataset, a: &crate::cli::DiffArgs, progre
         .with_egress_price(egress_price(&a.src, a.cost.egress_price));
     opts.strict = a.strict;
     let prepared = prepare(src, dst, &opts).await?;
+    progress.finish();
     for w in &prepared.warnings {
-        eprintln!("warning: {w}");
+        logging::warn(w);
     }
     let plan = &prepared.plan;
     let counts = plan.counts();
-    match format {
-        Format::Json => {
-            let v = plan.to_json_value(&src.url, &dst.url);
-            outln!("{}", serde_json::to_string_pretty(&v)?);
-        }
-        Format::Text | Format::Markdown => {
+    let json = || serde_json::to_string_pretty(&plan.to_json_value(&src.url, &dst.url));
+    if let Some(p) = &a.output.report {
+        let doc = if is_markdown(p) {
+            diff_markdown(src, dst, plan)
+        } else {
+            json()? + "\n"
+        };
+        write_file(p, &doc)?;
+    }
+    match a.output.format() {
+        Format::Json => outln!("{}", json()?),
+        Format::Markdown => out!("{}", diff_markdown(src, dst, plan)),
+        Format::Text => {
             outln!(
                 "{} -> {}: {} new, {} changed, {} missing, {} extra, {} same",
                 src.url,
@@ -207,6 +265,41 @@ pub async fn diff(src: &Dataset, dst: &Dataset, a: &crate::cli::DiffArgs, progre
         }
     }
     Ok(if plan.is_clean() { 0 } else { 1 })
+}
+
+/// The plan as Markdown: the counts, then one row per path that differs.
+fn diff_markdown(src: &Dataset, dst: &Dataset, plan: &shardsync::diff::Plan) -> String {
+    use std::fmt::Write;
+    let c = plan.counts();
+    let mut o = format!(
+        "### shardsync diff\n\n`{}` → `{}`: {} new, {} changed, {} missing, {} extra, {} same\n",
+        src.url, dst.url, c.new, c.changed, c.missing, c.extra, c.same
+    );
+    let rows: Vec<_> = plan.items.iter().filter(|i| i.state != State::Same).collect();
+    if !rows.is_empty() {
+        o.push_str("\n| state | path |\n|---|---|\n");
+        for i in rows {
+            let path = i.path.replace('|', "\\|").replace('`', "'");
+            let _ = writeln!(o, "| {} | `{path}` |", i.state.as_str());
+        }
+    }
+    o
+}
+
+/// Whether a `--report` file is Markdown (by its name).
+fn is_markdown(p: &Path) -> bool {
+    p.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("md") || e.eq_ignore_ascii_case("markdown"))
+}
+
+/// Write `contents` to `path` whole or not at all (a temporary file renamed into place).
+fn write_file(path: &Path, contents: &str) -> Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    std::fs::write(&tmp, contents).with_context(|| format!("writing report {}", path.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing report {}", path.display()))?;
+    Ok(())
 }
 
 /// `a, b, c, … (12 more)`: the first `n` names.
@@ -257,12 +350,13 @@ pub fn egress_price(src_arg: &str, flag: Option<f64>) -> Option<f64> {
     flag.or_else(|| shardsync::remotes::Config::load().ok()?.egress_price(src_arg))
 }
 
+/// `--report FILE`: the report as JSON, or as Markdown when FILE ends in `.md`.
 fn write_report(path: &Path, report: &Report) -> Result<()> {
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, report.to_json() + "\n")
-        .with_context(|| format!("writing report {}", path.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing report {}", path.display()))?;
-    Ok(())
+    if is_markdown(path) {
+        write_file(path, &report.render_markdown())
+    } else {
+        write_file(path, &(report.to_json() + "\n"))
+    }
 }
 
 /// The exit code of a command stopped by SIGINT or SIGTERM (128 + SIGINT, as shells report it).
@@ -290,10 +384,11 @@ pub async fn sync_once(
     dst: &Dataset,
     opts: &SyncOptions,
     bars: &Bars,
-    report_path: Option<&Path>,
+    output: &ReportOpts,
     quiet: bool,
-    json: bool,
 ) -> Result<u8> {
+    let report_path = output.report.as_deref();
+    let json = output.format() == Format::Json;
     let started = Report::new("sync", opts.mode(), Some(&src.url), Some(&dst.url));
     let result = sync(src, dst, opts).await;
     bars.finish(); // an interrupted stage may have left its bars
@@ -307,7 +402,7 @@ pub async fn sync_once(
             let report = started.failed(&e);
             if let Some(p) = report_path {
                 if let Err(w) = write_report(p, &report) {
-                    eprintln!("shardsync: warning: {w:#}");
+                    logging::warn(&format!("{w:#}"));
                 }
             }
             if json {
@@ -322,29 +417,35 @@ pub async fn sync_once(
     }
     if json {
         outln!("{}", report.to_json());
+    } else if output.format() == Format::Markdown {
+        out!("{}", report.render_markdown());
     } else if !quiet {
         if opts.dry_run {
             for i in plan.items.iter().filter(|i| i.state != State::Same) {
                 outln!("  would {:<7} {}", verb(i.state), i.path);
             }
         }
-        out!("{}", report.render_text(std::io::stdout().is_terminal()));
+        out!(
+            "{}",
+            report.render_text(logging::color(std::io::stdout().is_terminal()))
+        );
         crate::hints::print(report);
     }
     sync_exit_code(dst, opts, &outcome, quiet || json)
 }
 
-/// `sync SRC DST1 DST2 …`: one fan-out sync; a report per destination (a section each in text,
-/// `{"destinations": [...]}` in JSON and in `--report`), and the worst exit code of them.
+/// `sync SRC DST1 DST2 …`: one fan-out sync; a report per destination (a section each in text
+/// and Markdown, `{"src": …, "destinations": [...]}` in JSON and in a JSON `--report`), and the
+/// worst exit code of them.
 pub async fn sync_fan_out(
     src: &Dataset,
     dsts: &[Dataset],
     opts: &SyncOptions,
     bars: &Bars,
-    report_path: Option<&Path>,
+    output: &ReportOpts,
     quiet: bool,
-    json: bool,
 ) -> Result<u8> {
+    let format = output.format();
     let results = shardsync::sync::sync_to_many(src, dsts, opts).await;
     bars.finish();
     let mut reports = Vec::new();
@@ -352,29 +453,48 @@ pub async fn sync_fan_out(
     for (dst, r) in dsts.iter().zip(results?) {
         let (report, code) = match r.or_else(shardsync::Error::into_outcome) {
             Ok(outcome) => {
-                if !json && !quiet {
-                    outln!("destination {}", dst.url);
-                    out!("{}", outcome.report.render_text(std::io::stdout().is_terminal()));
-                }
-                let code = sync_exit_code(dst, opts, &outcome, quiet || json)?;
-                (outcome.report, code)
+                let silent = quiet || format != Format::Text;
+                (
+                    outcome.report.clone(),
+                    sync_exit_code(dst, opts, &outcome, silent)?,
+                )
             }
             Err(e) => {
-                eprintln!("shardsync: error: {e}");
+                let line = shardsync::error::redact_secrets(&e.to_string());
+                eprintln!("shardsync: error: {}", shardsync::display::escape_controls(&line));
                 let failed = Report::new("sync", opts.mode(), Some(&src.url), Some(&dst.url)).failed(&e);
                 (failed, 2)
             }
         };
+        match format {
+            Format::Text if !quiet => {
+                outln!("destination {}", dst.url);
+                out!(
+                    "{}",
+                    report.render_text(logging::color(std::io::stdout().is_terminal()))
+                );
+            }
+            Format::Markdown => out!("### destination `{}`\n\n{}", dst.url, report.render_markdown()),
+            _ => {}
+        }
         worst = worse(worst, code);
         reports.push(report);
     }
-    let doc = serde_json::json!({ "src": src.url, "destinations": reports });
-    if let Some(p) = report_path {
-        std::fs::write(p, serde_json::to_string_pretty(&doc)?)
-            .with_context(|| format!("writing the report to {}", p.display()))?;
+    let doc = serde_json::to_string_pretty(&serde_json::json!({ "src": src.url, "destinations": reports }))?;
+    if let Some(p) = &output.report {
+        let contents = if is_markdown(p) {
+            reports
+                .iter()
+                .map(Report::render_markdown)
+                .collect::<Vec<_>>()
+                .join("\n")
+        } else {
+            doc.clone()
+        };
+        write_file(p, &contents)?;
     }
-    if json {
-        outln!("{}", serde_json::to_string_pretty(&doc)?);
+    if format == Format::Json {
+        outln!("{doc}");
     }
     Ok(worst)
 }
@@ -493,11 +613,18 @@ fn verb(s: State) -> &'static str {
     }
 }
 
-fn emit(report: &Report, format: Format) -> Result<()> {
-    match format {
+/// Print a report as `--format` asks and write it to `--report`, if given.
+pub(crate) fn emit(report: &Report, output: &ReportOpts) -> Result<()> {
+    if let Some(p) = &output.report {
+        write_report(p, report)?;
+    }
+    match output.format() {
         Format::Json => outln!("{}", report.to_json()),
         Format::Text => {
-            out!("{}", report.render_text(std::io::stdout().is_terminal()));
+            out!(
+                "{}",
+                report.render_text(logging::color(std::io::stdout().is_terminal()))
+            );
             crate::hints::print(report);
         }
         Format::Markdown => out!("{}", report.render_markdown()),
@@ -514,13 +641,7 @@ fn emit(report: &Report, format: Format) -> Result<()> {
     Ok(())
 }
 
-pub async fn check(
-    src: &Dataset,
-    dst: &Dataset,
-    a: &crate::cli::CheckArgs,
-    format: Format,
-    progress: Bars,
-) -> Result<u8> {
+pub async fn check(src: &Dataset, dst: &Dataset, a: &crate::cli::CheckArgs, progress: Bars) -> Result<u8> {
     let opts = CheckOptions {
         deep: a.deep,
         concurrency: a.jobs.max(1),
@@ -532,11 +653,12 @@ pub async fn check(
         filter: Filter::new(a.filter.spec())?,
     };
     let report = check_datasets(src, dst, &opts).await?;
-    emit(&report, format)?;
+    progress.finish();
+    emit(&report, &a.output)?;
     Ok(if report.consistent { 0 } else { 1 })
 }
 
-pub async fn verify(ds: &Dataset, a: &crate::cli::VerifyArgs, format: Format, progress: Bars) -> Result<u8> {
+pub async fn verify(ds: &Dataset, a: &crate::cli::VerifyArgs, progress: Bars) -> Result<u8> {
     let opts = CheckOptions {
         deep: a.deep,
         concurrency: a.jobs.max(1),
@@ -547,7 +669,8 @@ pub async fn verify(ds: &Dataset, a: &crate::cli::VerifyArgs, format: Format, pr
         ..CheckOptions::default()
     };
     let report = verify_store(ds, &opts).await?;
-    emit(&report, format)?;
+    progress.finish();
+    emit(&report, &a.output)?;
     Ok(if report.consistent { 0 } else { 1 })
 }
 
@@ -574,22 +697,37 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Incremental syncs in a loop; one summary line per cycle. Errors back off and retry.
+/// `watch` takes every flag of `sync`; those that mean nothing for a loop are refused (exit
+/// 2) rather than ignored.
+pub fn refuse_watch_flags(a: &crate::cli::WatchArgs) -> Result<()> {
+    if a.sync.dry_run {
+        bail!("watch: --dry-run is refused: a loop of plans copies nothing; use `shardsync diff` or `sync --dry-run`");
+    }
+    if a.sync.output.format() == Format::Markdown {
+        bail!("watch: --format markdown is refused: watch prints one line per cycle (text or json); --report FILE.md writes each cycle's report as Markdown");
+    }
+    Ok(())
+}
+
+/// Incremental syncs in a loop; one summary line per cycle (and with `--report FILE`, the
+/// latest cycle's report in FILE). Errors back off and retry.
 pub async fn watch(
     src: &Dataset,
     dst: &Dataset,
     opts: &SyncOptions,
-    interval: Duration,
-    cycles: Option<u64>,
-    json: bool,
+    a: &crate::cli::WatchArgs,
+    bars: &Bars,
     quiet: bool,
 ) -> Result<u8> {
+    let (interval, cycles) = (a.interval, a.cycles);
+    let json = a.sync.output.format() == Format::Json;
     let mut cycle = 0u64;
     let mut backoff = Duration::from_secs(1);
     loop {
         cycle += 1;
         let started = Instant::now();
         let result = sync(src, dst, opts).await;
+        bars.finish();
         let mut wait = interval;
         // A cycle whose shards failed has a report too: say so and go on at the usual pace.
         let report = match &result {
@@ -599,6 +737,11 @@ pub async fn watch(
         match report {
             Ok(r) => {
                 backoff = Duration::from_secs(1);
+                if let Some(p) = &a.sync.output.report {
+                    if let Err(e) = write_report(p, r) {
+                        logging::warn(&format!("{e:#}"));
+                    }
+                }
                 if json {
                     let line = serde_json::json!({
                         "cycle": cycle,
@@ -703,7 +846,7 @@ pub async fn demo(dir: Option<&Path>, shards: usize, rows: usize, progress: Bars
     let (base, src, dst) = demo_regions(dir, shards, rows).await?;
     let a = base.join("region-a");
 
-    outln!("2. building the manifest of region-a");
+    say!(progress, "2. building the manifest of region-a");
     let built = manifest::build_manifest(
         &src,
         None,
@@ -714,7 +857,8 @@ pub async fn demo(dir: Option<&Path>, shards: usize, rows: usize, progress: Bars
     )
     .await?;
     manifest::save(&src, &built.manifest).await?;
-    outln!(
+    say!(
+        progress,
         "   {} objects, {} rows, digest {}",
         built.manifest.totals.files,
         built.manifest.totals.rows,
@@ -722,16 +866,18 @@ pub async fn demo(dir: Option<&Path>, shards: usize, rows: usize, progress: Bars
     );
 
     let opts = SyncOptions::default().with_events(progress.events());
-    outln!("3. first sync region-a -> region-b (everything is new)");
+    say!(progress, "3. first sync region-a -> region-b (everything is new)");
     let r1 = sync(&src, &dst, &opts).await?.report;
-    outln!(
+    say!(
+        progress,
         "   copied {} shards ({}), verified, committed",
         r1.shards_copied,
         human(r1.bytes_copied)
     );
 
     let changed: Vec<usize> = [1usize, 7, 13].into_iter().filter(|&s| s < shards).collect();
-    outln!(
+    say!(
+        progress,
         "4. rewriting {} shards in region-a (a new data version)",
         changed.len()
     );
@@ -742,9 +888,13 @@ pub async fn demo(dir: Option<&Path>, shards: usize, rows: usize, progress: Bars
             .await??;
     }
 
-    outln!("5. incremental sync: only the rewritten shards are copied");
+    say!(
+        progress,
+        "5. incremental sync: only the rewritten shards are copied"
+    );
     let r2 = sync(&src, &dst, &opts).await?.report;
-    outln!(
+    say!(
+        progress,
         "   copied {} shards, skipped {}",
         r2.shards_copied,
         r2.shards_skipped
@@ -757,7 +907,7 @@ pub async fn demo(dir: Option<&Path>, shards: usize, rows: usize, progress: Bars
         );
     }
 
-    outln!("6. check: are the two regions identical?");
+    say!(progress, "6. check: are the two regions identical?");
     let report = check_datasets(
         &src,
         &dst,
@@ -767,8 +917,13 @@ pub async fn demo(dir: Option<&Path>, shards: usize, rows: usize, progress: Bars
         },
     )
     .await?;
+    progress.finish();
     out!("{}", report.render_text(color));
-    outln!("\nThe folders stay at {} for you to look at.", base.display());
+    say!(
+        progress,
+        "\nThe folders stay at {} for you to look at.",
+        base.display()
+    );
     Ok(if report.consistent { 0 } else { 1 })
 }
 

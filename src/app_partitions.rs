@@ -131,8 +131,8 @@ pub async fn commit(src: &Dataset, dst: &Dataset, a: &CommitArgs, progress: Bars
     let outcome = commit_plan(src, dst, &a.plan, &opts).await;
     progress.finish();
     let outcome = outcome?;
-    write_and_print(&outcome.report, a.report.as_deref(), a.json)?;
-    if !a.json {
+    crate::app::emit(&outcome.report, &a.output)?;
+    if a.output.format() == crate::cli::Format::Text {
         let what = if outcome.committed.is_some() {
             "committed"
         } else {

@@ -10,47 +10,124 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// Exit codes: 0 consistent / done, 1 drift found (check, verify, sync --dry-run with work to
 /// do), 2 error (bad input, unreachable store, failed shard).
 #[derive(Debug, Parser)]
-#[command(name = "shardsync", version, about, long_about = None, max_term_width = 100)]
+#[command(
+    name = "shardsync",
+    version,
+    about,
+    long_about = None,
+    max_term_width = 100,
+    after_help = examples::TOP
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 
-    /// No progress bars or summaries; errors still go to stderr.
+    #[command(flatten)]
+    pub log: LogOpts,
+}
+
+/// What the run tells a person or a log while it works: the same flags on every command.
+#[derive(Debug, Args, Clone, Default)]
+pub struct LogOpts {
+    /// No progress bars, stats lines, summaries or warnings; errors still go to stderr.
     #[arg(short, long, global = true)]
     pub quiet: bool,
 
-    /// Log more (-v: info, -vv: debug) and print error chains.
+    /// Say more: -v each shard's decision (copy or skip, and why); -vv also each retry and
+    /// request, and error chains.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+
+    /// A one-line progress summary on stderr every DUR (bytes, objects, rate, ETA, failures),
+    /// for logs (Kubernetes, Slurm, CI). Default: 30s when stderr is not a terminal, else off;
+    /// 0 turns it off.
+    #[arg(long, global = true, value_name = "DUR", value_parser = parse_stats_interval)]
+    pub stats: Option<Duration>,
+
+    /// Draw progress bars even when stderr is not a terminal (then no stats line unless
+    /// --stats asks for one).
+    #[arg(long, global = true)]
+    pub progress: bool,
+
+    /// Also append the log (warnings, -v details, stats lines) to FILE, without colour.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
+}
+
+/// `-j`'s default on every command: objects in flight at once.
+pub const DEFAULT_JOBS: usize = 64;
+
+/// `-j`'s help, the same on every command.
+const JOBS_HELP: &str = "Objects worked on at once (copied, hashed or read), on every command. \
+    Copies stay within --max-memory whatever this is; on a slow link small objects want many \
+    (they wait on round trips, not on bandwidth)";
+
+/// How a command prints its report, and where else it writes it: the same flags on every
+/// command that prints one.
+#[derive(Debug, Args, Clone)]
+pub struct ReportOpts {
+    /// How to print the report on stdout: text (a table for people), json (for machines),
+    /// markdown (CI summaries, pull-request comments).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Same as --format json.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the report to FILE: JSON, or Markdown when FILE ends in .md.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+}
+
+impl ReportOpts {
+    /// The format asked for (`--json` is `--format json`).
+    pub fn format(&self) -> Format {
+        if self.json {
+            Format::Json
+        } else {
+            self.format
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Build or refresh a dataset's manifest (stored at <URL>/_shardsync/manifest.json).
-    #[command(subcommand)]
+    #[command(subcommand, after_help = examples::MANIFEST)]
     Manifest(ManifestCommand),
     /// Show the plan: new, changed, missing, extra and same shards. Copies nothing.
+    #[command(after_help = examples::DIFF)]
     Diff(DiffArgs),
     /// Copy what differs, verify every byte, commit the destination manifest last.
+    #[command(after_help = examples::SYNC)]
     Sync(SyncArgs),
     /// CI parity gate: are two datasets identical? Copies nothing.
+    #[command(after_help = examples::CHECK)]
     Check(CheckArgs),
     /// Check one store against its own manifest.
+    #[command(after_help = examples::VERIFY)]
     Verify(VerifyArgs),
     /// Asynchronous mode: incremental syncs in a loop until SIGINT/SIGTERM.
+    #[command(after_help = examples::WATCH)]
     Watch(WatchArgs),
     /// Run the whole loop on local folders: generate a dataset, sync, change, re-sync, check.
+    #[command(after_help = examples::DEMO)]
     Demo(DemoArgs),
     /// List the named remotes of the config file ($SHARDSYNC_CONFIG or
     /// ~/.config/shardsync/config.toml); secrets are shown as the variable they come from.
+    #[command(after_help = examples::REMOTES)]
     Remotes(RemotesArgs),
     /// Freeze a sync as a plan for N workers (a Kubernetes Indexed Job, a Slurm array); print
     /// its ID. Each worker then runs `sync SRC DST --plan ID --partition I/N`, and one
     /// `commit SRC DST --plan ID` commits the manifest.
+    #[command(after_help = examples::PLAN)]
     Plan(PlanArgs),
     /// Commit a partitioned plan once every partition has written its receipt (exit 2 naming
     /// the partitions without one); then remove the plan.
+    #[command(after_help = examples::COMMIT)]
     Commit(CommitArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
+    #[command(after_help = examples::COMPLETIONS)]
+    Completions(CompletionsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -69,8 +146,7 @@ pub struct PlanArgs {
     /// Plan every shard, not only those that differ.
     #[arg(long)]
     pub full: bool,
-    /// Objects hashed or proven at once while planning.
-    #[arg(short = 'j', long, default_value_t = 16, env = "SHARDSYNC_JOBS", value_parser = parse_jobs)]
+    #[arg(short = 'j', long, default_value_t = DEFAULT_JOBS, env = "SHARDSYNC_JOBS", value_parser = parse_jobs, help = JOBS_HELP)]
     pub jobs: usize,
     /// Do not write the refreshed manifest back to the source.
     #[arg(long)]
@@ -96,15 +172,10 @@ pub struct CommitArgs {
     /// The plan's ID, as `plan` printed it.
     #[arg(long)]
     pub plan: String,
-    /// Objects proven at once (for entries no receipt covers).
-    #[arg(short = 'j', long, default_value_t = 16, env = "SHARDSYNC_JOBS", value_parser = parse_jobs)]
+    #[arg(short = 'j', long, default_value_t = DEFAULT_JOBS, env = "SHARDSYNC_JOBS", value_parser = parse_jobs, help = JOBS_HELP)]
     pub jobs: usize,
-    /// Write the JSON report to FILE.
-    #[arg(long, value_name = "FILE")]
-    pub report: Option<PathBuf>,
-    /// Print the report as JSON.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: ReportOpts,
     #[command(flatten)]
     pub stores: PairOpts,
 }
@@ -116,6 +187,13 @@ pub struct RemotesArgs {
     pub json: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum ManifestCommand {
     /// Hash and footer-scan a dataset and write its manifest.
@@ -123,6 +201,7 @@ pub enum ManifestCommand {
     /// Exit codes: 0 written, every .parquet footer read; 1 written, but some .parquet footers
     /// do not decode (each listed; their entries carry a `parquet_error`); 2 error (with
     /// --strict-parquet, also such a footer: then no manifest is written).
+    #[command(after_help = examples::MANIFEST_BUILD)]
     Build(BuildArgs),
 }
 
@@ -156,17 +235,15 @@ pub struct PairOpts {
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
-    /// Dataset URL: s3://bucket/prefix, gs://..., az://..., file:///abs, a local path, memory://name.
+    /// Dataset URL (or a remote's NAME:PATH): s3://bucket/prefix, gs://..., az://..., file:///abs, a local path, memory://name.
     pub url: String,
     /// Also write the manifest to this local file.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
-    /// Objects hashed at once.
-    #[arg(short = 'j', long, default_value_t = 8, env = "SHARDSYNC_JOBS", value_parser = parse_jobs)]
+    #[arg(short = 'j', long, default_value_t = DEFAULT_JOBS, env = "SHARDSYNC_JOBS", value_parser = parse_jobs, help = JOBS_HELP)]
     pub jobs: usize,
-    /// Print the summary as JSON.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: ReportOpts,
     /// Keys that are not carried (a backslash, a control character, too long) are an error
     /// rather than a warning naming them.
     #[arg(long)]
@@ -181,8 +258,11 @@ pub struct BuildArgs {
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum Format {
+    /// A table for people.
     Text,
+    /// One JSON document, for machines.
     Json,
+    /// Markdown, for CI summaries.
     Markdown,
 }
 
@@ -234,11 +314,13 @@ pub struct CostArgs {
 
 #[derive(Debug, Args)]
 pub struct DiffArgs {
+    /// Source dataset URL (or a remote's NAME:PATH).
     pub src: String,
+    /// Destination dataset URL (or a remote's NAME:PATH).
     pub dst: String,
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
-    #[arg(short = 'j', long, default_value_t = 16, env = "SHARDSYNC_JOBS", value_parser = parse_jobs)]
+    #[command(flatten)]
+    pub output: ReportOpts,
+    #[arg(short = 'j', long, default_value_t = DEFAULT_JOBS, env = "SHARDSYNC_JOBS", value_parser = parse_jobs, help = JOBS_HELP)]
     pub jobs: usize,
     /// Keys that are not carried (a backslash, a control character, too long) are an error
     /// rather than a warning naming them.
@@ -256,9 +338,9 @@ pub struct DiffArgs {
 
 #[derive(Debug, Args, Clone)]
 pub struct SyncArgs {
-    /// Source dataset URL.
+    /// Source dataset URL (or a remote's NAME:PATH).
     pub src: String,
-    /// Destination dataset URL.
+    /// Destination dataset URL (or a remote's NAME:PATH).
     pub dst: String,
     /// More destinations (fan-out): each source shard is read once and written to every
     /// destination; each gets its own lease, commit and report section, a destination that
@@ -280,9 +362,7 @@ pub struct SyncArgs {
     /// Print the plan and exit: 1 if there is work to do, 0 if none.
     #[arg(long)]
     pub dry_run: bool,
-    /// Shards copied at once. Memory stays within --max-memory whatever this is; on a slow link
-    /// small shards want many (the copies wait on round trips, not on bandwidth).
-    #[arg(short = 'j', long, default_value_t = 64, env = "SHARDSYNC_JOBS", value_parser = parse_jobs)]
+    #[arg(short = 'j', long, default_value_t = DEFAULT_JOBS, env = "SHARDSYNC_JOBS", value_parser = parse_jobs, help = JOBS_HELP)]
     pub jobs: usize,
     /// How to prove each copied shard on the destination.
     #[arg(long, value_enum, default_value_t = VerifyArg::Size)]
@@ -308,15 +388,11 @@ pub struct SyncArgs {
     /// Most shard bytes buffered in memory at once, over all concurrent copies.
     #[arg(long, default_value = "256MiB", value_parser = parse_size)]
     pub max_memory: u64,
-    /// Write the JSON consistency report to FILE.
-    #[arg(long, value_name = "FILE")]
-    pub report: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: ReportOpts,
     /// Do not write the refreshed manifest back to the source.
     #[arg(long)]
     pub no_source_write: bool,
-    /// Print the summary as JSON instead of text.
-    #[arg(long)]
-    pub json: bool,
     /// Keys that are not carried (a backslash, a control character, too long) are an error
     /// rather than a warning naming them.
     #[arg(long)]
@@ -357,7 +433,9 @@ pub struct SyncArgs {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
+    /// Source dataset URL (or a remote's NAME:PATH).
     pub src: String,
+    /// Destination dataset URL (or a remote's NAME:PATH).
     pub dst: String,
     /// Re-hash every byte on both sides (finds silent corruption).
     #[arg(long)]
@@ -370,9 +448,9 @@ pub struct CheckArgs {
     /// by default it is a warning.
     #[arg(long)]
     pub strict_parquet: bool,
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
-    #[arg(short = 'j', long, default_value_t = 16, env = "SHARDSYNC_JOBS", value_parser = parse_jobs)]
+    #[command(flatten)]
+    pub output: ReportOpts,
+    #[arg(short = 'j', long, default_value_t = DEFAULT_JOBS, env = "SHARDSYNC_JOBS", value_parser = parse_jobs, help = JOBS_HELP)]
     pub jobs: usize,
     /// Keys that are not carried (a backslash, a control character, too long) are an error
     /// rather than a warning naming them.
@@ -388,6 +466,7 @@ pub struct CheckArgs {
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
+    /// Dataset URL (or a remote's NAME:PATH).
     pub url: String,
     /// Re-hash every byte.
     #[arg(long)]
@@ -399,9 +478,9 @@ pub struct VerifyArgs {
     /// by default it is a warning.
     #[arg(long)]
     pub strict_parquet: bool,
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
-    #[arg(short = 'j', long, default_value_t = 16, env = "SHARDSYNC_JOBS", value_parser = parse_jobs)]
+    #[command(flatten)]
+    pub output: ReportOpts,
+    #[arg(short = 'j', long, default_value_t = DEFAULT_JOBS, env = "SHARDSYNC_JOBS", value_parser = parse_jobs, help = JOBS_HELP)]
     pub jobs: usize,
     /// Keys that are not carried (a backslash, a control character, too long) are an error
     /// rather than a warning naming them.
@@ -451,6 +530,14 @@ pub fn parse_jobs(s: &str) -> Result<usize, String> {
     }
 }
 
+/// `--stats DUR`: a duration, `0` for off (as `Duration::ZERO`).
+pub fn parse_stats_interval(s: &str) -> Result<Duration, String> {
+    if s.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    humantime::parse_duration(s.trim()).map_err(|e| format!("{e} (e.g. 30s, 5m, 0 for off)"))
+}
+
 /// `--interval`: a positive duration (zero would re-list the stores in a tight loop).
 pub fn parse_interval(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
@@ -459,8 +546,6 @@ pub fn parse_interval(s: &str) -> Result<Duration, String> {
     }
     Ok(d)
 }
-
-pub use shardsync::display::parse_size;
 
 /// A limit that zero would make meaningless (`--bwlimit 0` would never finish; rclone reads
 /// `--max-transfer 0` as "no limit"): more than zero bytes.
@@ -492,4 +577,146 @@ impl FilterArgs {
             max_size: self.max_size,
         }
     }
+}
+
+/// A size as people write it, on every size flag: `1.5GiB`, `512MiB`, `8MB` (decimal), `4096`
+/// (bytes). One parser for the whole command line.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    if t.starts_with('-') {
+        return Err(format!(
+            "{:?} is not a size: negative",
+            shardsync::display::escape_controls(s)
+        ));
+    }
+    t.parse::<bytesize::ByteSize>().map(|b| b.as_u64()).map_err(|e| {
+        format!(
+            "{:?} is not a size like 1.5GiB or 512MiB: {e}",
+            shardsync::display::escape_controls(s)
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn sizes_accept_fractions_and_both_unit_families() {
+        assert_eq!(parse_size("1.5GiB"), Ok(3 << 29));
+        assert_eq!(parse_size("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_size("8MB"), Ok(8_000_000));
+        assert_eq!(parse_size("16 MiB"), Ok(16 << 20));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("8XB").is_err());
+        assert!(parse_size("-1MiB").is_err());
+        assert!(parse_size("").is_err());
+    }
+
+    /// Every command and every argument a user can see has a line of help, and every command's
+    /// help ends with examples.
+    #[test]
+    fn every_command_has_examples_and_every_argument_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let path = format!("{path} {}", cmd.get_name());
+            let after = cmd.get_after_help().map(|h| h.to_string()).unwrap_or_default();
+            if !after.contains("Examples:") {
+                missing.push(format!("{path}: no Examples section"));
+            }
+            for arg in cmd.get_arguments().filter(|a| !a.is_hide_set()) {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path}: argument {id} has no help"));
+                }
+            }
+            for sub in cmd.get_subcommands().filter(|c| c.get_name() != "help") {
+                walk(sub, &path, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "", &mut missing);
+        assert!(missing.is_empty(), "{missing:#?}");
+    }
+
+    #[test]
+    fn jobs_has_one_default_and_one_help_everywhere() {
+        let cli = Cli::command();
+        let mut seen = Vec::new();
+        for sub in cli
+            .get_subcommands()
+            .flat_map(|c| std::iter::once(c).chain(c.get_subcommands()))
+        {
+            if let Some(j) = sub.get_arguments().find(|a| a.get_id() == "jobs") {
+                let default: Vec<_> = j
+                    .get_default_values()
+                    .iter()
+                    .map(|v| v.to_string_lossy().into_owned())
+                    .collect();
+                seen.push((
+                    sub.get_name().to_string(),
+                    default,
+                    j.get_help().map(|h| h.to_string()),
+                ));
+            }
+        }
+        assert!(seen.len() >= 5, "{seen:?}");
+        assert!(
+            seen.iter().all(|s| s.1 == seen[0].1 && s.2 == seen[0].2),
+            "{seen:#?}"
+        );
+        assert_eq!(seen[0].1, [DEFAULT_JOBS.to_string()]);
+    }
+
+    #[test]
+    fn clap_definition_is_valid() {
+        Cli::command().debug_assert();
+    }
+}
+
+/// The examples each command's `--help` ends with.
+mod examples {
+    pub const TOP: &str = "Examples:
+  shardsync demo
+  shardsync sync s3://us-east/tokenized/v7 s3://eu-west/tokenized/v7 && torchrun train.py
+  shardsync check s3://us-east/tokenized/v7 s3://eu-west/tokenized/v7 --format markdown";
+    pub const MANIFEST: &str = "Examples:
+  shardsync manifest build s3://us-east/tokenized/v7
+  shardsync manifest build ./data --out manifest.json --format json";
+    pub const MANIFEST_BUILD: &str = MANIFEST;
+    pub const DIFF: &str = "Examples:
+  shardsync diff s3://us-east/tokenized/v7 s3://eu-west/tokenized/v7
+  shardsync diff ./data s3://eu-west/data --dst-opt region=eu-west-1 --format json";
+    pub const SYNC: &str = "Examples:
+  shardsync sync s3://us-east/tokenized/v7 s3://eu-west/tokenized/v7
+  shardsync sync ./data s3://bucket/data --delete --report sync-report.json --stats 10s
+  shardsync sync east:v7 west:v7 --dry-run --format markdown";
+    pub const CHECK: &str = "Examples:
+  shardsync check s3://us-east/tokenized/v7 s3://eu-west/tokenized/v7
+  shardsync check ./a ./b --deep --format markdown --report check.md";
+    pub const VERIFY: &str = "Examples:
+  shardsync verify s3://eu-west/tokenized/v7
+  shardsync verify ./data --deep --format json";
+    pub const WATCH: &str = "Examples:
+  shardsync watch s3://us-east/tokenized/v7 s3://eu-west/tokenized/v7 --interval 5m
+  shardsync watch ./data s3://bucket/data --cycles 2 --json";
+    pub const DEMO: &str = "Examples:
+  shardsync demo
+  shardsync demo /tmp/shardsync-demo --shards 8 --rows 1024";
+    pub const REMOTES: &str = "Examples:
+  shardsync remotes
+  SHARDSYNC_CONFIG=./shardsync.toml shardsync remotes --json";
+    pub const COMPLETIONS: &str = "Examples:
+  shardsync completions bash > /etc/bash_completion.d/shardsync
+  shardsync completions zsh > \"${fpath[1]}/_shardsync\"
+  shardsync completions fish > ~/.config/fish/completions/shardsync.fish";
+    pub const PLAN: &str = "Examples:
+  shardsync plan s3://us-east/tokenized/v7 s3://eu-west/tokenized/v7 --partitions 16
+  shardsync plan ./data s3://bucket/data --partitions 4 --id nightly --json";
+    pub const COMMIT: &str = "Examples:
+  shardsync commit s3://us-east/tokenized/v7 s3://eu-west/tokenized/v7 --plan nightly
+  shardsync commit ./data s3://bucket/data --plan nightly --format markdown --report commit.md";
 }

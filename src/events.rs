@@ -68,6 +68,12 @@ pub enum Event<'a> {
         /// The object's path relative to the dataset root.
         path: &'a str,
     },
+    /// One object of the current stage failed (its cause is in the report); an
+    /// [`Event::ObjectDone`] for it follows.
+    ObjectFailed {
+        /// The object's path relative to the dataset root.
+        path: &'a str,
+    },
     /// The current stage ended.
     StageFinished,
 }
@@ -129,6 +135,10 @@ impl Events {
 
     pub(crate) fn object_done(&self, path: &str) {
         self.send(Event::ObjectDone { path });
+    }
+
+    pub(crate) fn object_failed(&self, path: &str) {
+        self.send(Event::ObjectFailed { path });
     }
 
     pub(crate) fn finish(&self) {
@@ -223,6 +233,9 @@ impl Observer for LogLines {
             }
             Event::ObjectDone { .. } => {
                 self.objects.fetch_add(1, Ordering::Relaxed);
+            }
+            Event::ObjectFailed { path } => {
+                tracing::warn!("{path}: failed");
             }
             Event::StageFinished => {
                 if s.stage.is_some() {

@@ -41,6 +41,9 @@ pub fn for_report(report: &Report) -> Vec<String> {
 
 /// Print the hints to stderr (after a text report; never with JSON or `--quiet`).
 pub fn print(report: &Report) {
+    if crate::logging::quiet() {
+        return;
+    }
     for h in for_report(report) {
         eprintln!("hint: {h}");
     }

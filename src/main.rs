@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use bars::Bars;
-use clap::Parser;
-use cli::{Cli, Command, ManifestCommand, PairOpts};
+use clap::{CommandFactory, Parser};
+use cli::{Cli, Command, Format, ManifestCommand, PairOpts};
 use shardsync::{Dataset, OpenOptions};
 
 mod app;
@@ -15,24 +15,16 @@ mod app_partitions;
 mod bars;
 mod cli;
 mod hints;
+mod logging;
+mod stats_line;
 
 fn main() -> ExitCode {
     bound_allocator_footprint();
     let cli = Cli::parse();
-    let filter = match cli.verbose {
-        // aws-config warns of each credential failure the error itself then reports.
-        0 => "warn,aws_config=error",
-        1 => "info,shardsync=info,aws_config=warn",
-        _ => "debug,hyper=info,h2=info,reqwest=info,rustls=info",
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SHARDSYNC_LOG").unwrap_or_else(|_| filter.into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .init();
+    if let Err(e) = logging::init(&cli.log) {
+        eprintln!("shardsync: error: {e:#}");
+        return ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -40,7 +32,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let verbose = cli.verbose > 0;
+    let verbose = cli.log.verbose > 0;
     match runtime.block_on(run(cli)) {
         Ok(code) => ExitCode::from(code),
         Err(e) if matches!(e.downcast_ref(), Some(shardsync::Error::Interrupted)) => {
@@ -48,7 +40,9 @@ fn main() -> ExitCode {
             ExitCode::from(app::INTERRUPTED)
         }
         Err(e) => {
-            eprintln!("shardsync: error: {}", describe(&e, verbose));
+            let line = format!("shardsync: error: {}", describe(&e, verbose));
+            eprintln!("{line}");
+            logging::line(&line); // an unattended run's log ends with why it failed
             ExitCode::from(2)
         }
     }
@@ -75,24 +69,15 @@ fn describe(e: &anyhow::Error, verbose: bool) -> String {
 }
 
 async fn run(cli: Cli) -> Result<u8> {
-    let quiet = cli.quiet;
-    let progress = || Bars::for_terminal(quiet);
+    let quiet = cli.log.quiet;
+    let log = cli.log.clone();
+    let progress = || Bars::for_run(&log);
     match cli.command {
         Command::Manifest(ManifestCommand::Build(a)) => {
             let ds = open(&a.url, "--opt", &a.store.opt, false)?
                 .with_follow_symlinks(a.store.follow_symlinks)?
                 .with_side("dataset");
-            app::manifest_build(
-                &ds,
-                a.out.as_deref(),
-                a.jobs,
-                progress(),
-                quiet,
-                a.json,
-                a.strict,
-                a.strict_parquet,
-            )
-            .await
+            app::manifest_build(&ds, &a, progress(), quiet).await
         }
         Command::Diff(a) => {
             let (src, dst) = open_pair(&a.src, &a.dst, &a.stores, true)?;
@@ -110,7 +95,7 @@ async fn run(cli: Cli) -> Result<u8> {
             let bars = progress();
             let opts = app::sync_options(&a, bars.clone())?;
             app::cancel_on_signal(opts.cancel.clone(), bars.clone());
-            app::sync_fan_out(&src, &dsts, &opts, &bars, a.report.as_deref(), quiet, a.json).await
+            app::sync_fan_out(&src, &dsts, &opts, &bars, &a.output, quiet).await
         }
         Command::Sync(a) => {
             let (src, dst) = open_pair(&a.src, &a.dst, &a.stores, true)?;
@@ -118,24 +103,25 @@ async fn run(cli: Cli) -> Result<u8> {
             let opts = app::sync_options(&a, bars.clone())?;
             app::cancel_on_signal(opts.cancel.clone(), bars.clone());
             if let Some(id) = &a.plan {
-                let report = a.report.as_deref();
+                let report = a.output.report.as_deref();
+                let json = a.output.format() == Format::Json;
                 let partition = a.partition.as_deref();
                 return app_partitions::sync_one_partition(
-                    &src, &dst, id, partition, &opts, &bars, report, a.json,
+                    &src, &dst, id, partition, &opts, &bars, report, json,
                 )
                 .await;
             }
-            app::sync_once(&src, &dst, &opts, &bars, a.report.as_deref(), quiet, a.json).await
+            app::sync_once(&src, &dst, &opts, &bars, &a.output, quiet).await
         }
         Command::Check(a) => {
             let (src, dst) = open_pair(&a.src, &a.dst, &a.stores, true)?;
-            app::check(&src, &dst, &a, a.format, progress()).await
+            app::check(&src, &dst, &a, progress()).await
         }
         Command::Verify(a) => {
             let ds = open(&a.url, "--opt", &a.store.opt, false)?
                 .with_follow_symlinks(a.store.follow_symlinks)?
                 .with_side("dataset");
-            app::verify(&ds, &a, a.format, progress()).await
+            app::verify(&ds, &a, progress()).await
         }
         Command::Watch(a) if !a.sync.more_dst.is_empty() => {
             anyhow::bail!("watch syncs one destination; run one watch per destination")
@@ -144,17 +130,19 @@ async fn run(cli: Cli) -> Result<u8> {
             anyhow::bail!("watch runs whole syncs; --plan is for `sync` (one partition of a plan)")
         }
         Command::Watch(a) => {
+            app::refuse_watch_flags(&a)?;
             let (src, dst) = open_pair(&a.sync.src, &a.sync.dst, &a.sync.stores, true)?;
-            let opts = app::sync_options(&a.sync, Bars::hidden())?;
+            let bars = progress();
+            let opts = app::sync_options(&a.sync, bars.clone())?;
             let cancel = opts.cancel.clone();
             tokio::spawn(async move {
                 app::shutdown_signal().await;
                 cancel.cancel();
             });
-            app::watch(&src, &dst, &opts, a.interval, a.cycles, a.sync.json, quiet).await
+            app::watch(&src, &dst, &opts, &a, &bars, quiet).await
         }
         Command::Demo(a) => {
-            let color = std::io::stdout().is_terminal();
+            let color = logging::color(std::io::stdout().is_terminal());
             app::demo(a.dir.as_deref(), a.shards, a.rows, progress(), color).await
         }
         Command::Remotes(a) => remotes(a.json),
@@ -165,6 +153,11 @@ async fn run(cli: Cli) -> Result<u8> {
         Command::Commit(a) => {
             let (src, dst) = open_pair(&a.src, &a.dst, &a.stores, false)?;
             app_partitions::commit(&src, &dst, &a, progress()).await
+        }
+        Command::Completions(a) => {
+            let mut out = std::io::stdout();
+            clap_complete::generate(a.shell, &mut Cli::command(), "shardsync", &mut out);
+            Ok(0)
         }
     }
 }

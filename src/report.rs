@@ -417,39 +417,77 @@ impl Report {
         }
     }
 
+    /// Whether this run copies (a sync); `check` and `verify` copy nothing, so their reports
+    /// show no copy statistics.
+    fn copies(&self) -> bool {
+        !matches!(self.command.as_str(), "check" | "verify")
+    }
+
+    /// The shards line: what a sync did, or what a check looked at.
+    fn shards_line(&self) -> String {
+        if self.copies() {
+            format!(
+                "{} total, {} copied, {} skipped, {} deleted, {} failed{}",
+                self.shards_total,
+                self.shards_copied,
+                self.shards_skipped,
+                self.shards_deleted,
+                self.shards_failed,
+                self.not_copied_note()
+            )
+        } else {
+            format!("{} total, {} finding(s)", self.shards_total, self.findings.len())
+        }
+    }
+
+    /// The two measures in words: the share of shards that differ (C) and the time per shard (E).
+    fn measures(&self) -> (String, String) {
+        let percent = self.inconsistency * 100.0;
+        // A few differing shards of many still show as more than zero.
+        let shown = if percent > 0.0 && percent < 0.1 {
+            format!("{percent:.4}%")
+        } else {
+            format!("{percent:.1}%")
+        };
+        (
+            format!("inconsistency C(A,B): {shown} of shards differ"),
+            format!(
+                "transfer cost E(A,B): {:.4} s per shard ({:.2} s for {} shard(s))",
+                self.seconds_per_shard, self.elapsed_seconds, self.shards_total
+            ),
+        )
+    }
+
     /// Shards, bytes, digests, measures and the commit, one line each.
     fn render_counts(&self, o: &mut String) {
         use std::fmt::Write;
-        let _ = writeln!(
-            o,
-            "  shards   {} total, {} copied, {} skipped, {} deleted, {} failed{}",
-            self.shards_total,
-            self.shards_copied,
-            self.shards_skipped,
-            self.shards_deleted,
-            self.shards_failed,
-            self.not_copied_note()
-        );
-        let _ = writeln!(
-            o,
-            "  bytes    {} total, {} copied, in {:.2} s ({}/s){}",
-            bytes(self.bytes_total),
-            bytes(self.bytes_copied),
-            self.elapsed_seconds,
-            bytes(self.throughput_bytes_per_sec as u64),
-            self.in_place_note()
-        );
+        let _ = writeln!(o, "  shards   {}", self.shards_line());
+        if self.copies() {
+            let _ = writeln!(
+                o,
+                "  bytes    {} total, {} copied, in {:.2} s ({}/s){}",
+                bytes(self.bytes_total),
+                bytes(self.bytes_copied),
+                self.elapsed_seconds,
+                bytes(self.throughput_bytes_per_sec as u64),
+                self.in_place_note()
+            );
+        } else {
+            let _ = writeln!(
+                o,
+                "  bytes    {} total, in {:.2} s",
+                bytes(self.bytes_total),
+                self.elapsed_seconds
+            );
+        }
         let _ = writeln!(
             o,
             "  digest   src {}  dst {}",
             short(&self.src_digest),
             short(&self.dst_digest)
         );
-        let _ = writeln!(
-            o,
-            "  measures C(A,B) = {:.4} (share of shards that differ)   E(A,B) = {:.4} s/shard",
-            self.inconsistency, self.seconds_per_shard
-        );
+        let (c, e) = self.measures();
+        let _ = writeln!(o, "  {c}\n  {e}");
         if let Some(t) = self.transfer_note() {
             let _ = writeln!(o, "  transfer {t}");
         }
@@ -511,23 +549,18 @@ impl Report {
             let _ = writeln!(o, "| destination | `{d}` |");
         }
         let _ = writeln!(o, "| mode | {} |", self.mode);
-        let _ = writeln!(
-            o,
-            "| shards | {} total, {} copied, {} skipped, {} deleted, {} failed{} |",
-            self.shards_total,
-            self.shards_copied,
-            self.shards_skipped,
-            self.shards_deleted,
-            self.shards_failed,
-            self.not_copied_note()
-        );
-        let _ = writeln!(
-            o,
-            "| bytes | {} total, {} copied{} |",
-            bytes(self.bytes_total),
-            bytes(self.bytes_copied),
-            self.in_place_note()
-        );
+        let _ = writeln!(o, "| shards | {} |", self.shards_line());
+        if self.copies() {
+            let _ = writeln!(
+                o,
+                "| bytes | {} total, {} copied{} |",
+                bytes(self.bytes_total),
+                bytes(self.bytes_copied),
+                self.in_place_note()
+            );
+        } else {
+            let _ = writeln!(o, "| bytes | {} total |", bytes(self.bytes_total));
+        }
         let _ = writeln!(
             o,
             "| source digest | `{}` |",
@@ -548,8 +581,12 @@ impl Report {
                 f.to_string().replace('|', "\\|").replace('`', "'")
             );
         }
-        let _ = writeln!(o, "| C(A,B) | {:.4} |", self.inconsistency);
-        let _ = writeln!(o, "| E(A,B) | {:.4} s/shard |", self.seconds_per_shard);
+        let (c, e) = self.measures();
+        for m in [c, e] {
+            if let Some((name, value)) = m.split_once(": ") {
+                let _ = writeln!(o, "| {name} | {value} |");
+            }
+        }
         let _ = writeln!(o, "| elapsed | {:.2} s |", self.elapsed_seconds);
         for w in &self.warnings {
             let _ = writeln!(o, "\n> ⚠️ {}", w.replace('|', "\\|"));

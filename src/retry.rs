@@ -183,6 +183,7 @@ where
     let mut attempt = 0;
     loop {
         attempt += 1;
+        tracing::debug!("{what}: request (attempt {attempt})");
         match op(attempt).await {
             Err(e) if classify(&e) == Failure::Transient && attempt < policy.attempts.max(1) => {
                 let wait = backoff.next();

@@ -116,7 +116,9 @@ pub(super) async fn run(
                 if stop.is_cancelled() || !budget.start(planned.job.size) {
                     return (n, Attempt::NotStarted);
                 }
+                let started = std::time::Instant::now();
                 let r = copy_and_verify(src, dst, planned, opts).await;
+                log_outcome(&path, started, &r, opts);
                 opts.events.object_done(&path);
                 (n, attempt_of(r, stop, stopped_by))
             }
@@ -159,6 +161,21 @@ impl TransferBudget {
         }
         self.reached.store(true, Ordering::Relaxed);
         false
+    }
+}
+
+/// `-vv` says how each copy went; a failure also goes to the progress events.
+pub(super) fn log_outcome(path: &str, started: std::time::Instant, r: &Result<Landed>, opts: &SyncOptions) {
+    let shown = crate::display::escape_controls(path);
+    match r {
+        Ok(_) => tracing::debug!(
+            "{shown}: copied and hashed in {:.3} s",
+            started.elapsed().as_secs_f64()
+        ),
+        Err(e) => {
+            tracing::debug!("{shown}: copy failed: {e}");
+            opts.events.object_failed(path);
+        }
     }
 }
 

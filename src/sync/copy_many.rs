@@ -21,8 +21,8 @@ use crate::store::Dataset;
 use crate::tee::{copy_to_many, Target};
 
 use super::copy::{
-    attempt_of, copy_and_verify, copy_in_place, job_for, land, refuse_strict_parquet, Attempt, Copies,
-    Landed, PlannedCopy, Stopped, TransferBudget, Written,
+    attempt_of, copy_and_verify, copy_in_place, job_for, land, log_outcome, refuse_strict_parquet, Attempt,
+    Copies, Landed, PlannedCopy, Stopped, TransferBudget, Written,
 };
 use super::SyncOptions;
 
@@ -131,6 +131,7 @@ async fn copy_group(
         }
         pending.push((k, p));
     }
+    let started = std::time::Instant::now();
     let results = match pending.len() {
         0 => Vec::new(),
         1 => {
@@ -146,6 +147,7 @@ async fn copy_group(
     };
     for (k, n, r) in results {
         let run = &running[k];
+        log_outcome(&path, started, &r, &run.opts);
         out.push((k, n, attempt_of(r, &run.stop, &run.stopped_by)));
     }
     opts.events.object_done(&path);

@@ -193,6 +193,7 @@ async fn before_copies(
     report.verify = Some(opts.verify);
     let prepared = plan::prepare_for_sync(src, dst, opts).await?;
     let plan = prepared.plan;
+    log_decisions(&plan, opts);
     planned(
         &mut report,
         &plan,
@@ -289,6 +290,26 @@ async fn after_copies(
         plan,
         committed,
     })
+}
+
+/// Each path's decision and why, as `tracing` info lines (the binary's `-v`).
+fn log_decisions(plan: &Plan, opts: &SyncOptions) {
+    if !tracing::enabled!(tracing::Level::INFO) {
+        return;
+    }
+    for item in &plan.items {
+        let why = match item.state {
+            State::New => "copy: not at the destination",
+            State::Changed => "copy: size or SHA-256 differs from the destination's",
+            State::Missing => "copy: the destination's manifest lists it but its store does not hold it",
+            State::Same if opts.full => "copy: same size and SHA-256, copied again (--full)",
+            State::Same => "skip: same size and SHA-256 at the destination",
+            State::Unproven => "compare: same size, the destination's SHA-256 not known yet",
+            State::Extra if opts.delete => "delete: only at the destination (--delete), after the commit",
+            State::Extra => "keep: only at the destination (left in place without --delete)",
+        };
+        tracing::info!("{}: {why}", crate::display::escape_controls(&item.path));
+    }
 }
 
 /// What the plan says, into the report, before anything is copied.

@@ -646,7 +646,13 @@ async fn text_and_markdown_renderings_name_paths_kinds_and_digests() {
             .unwrap_or_else(|| panic!("{path} not in {text}"));
         assert!(line.trim_start().starts_with(kind), "{line}");
     }
-    assert!(text.contains("C(A,B) = 0.5000"), "{text}");
+    assert!(
+        text.contains("inconsistency C(A,B): 50.0% of shards differ"),
+        "{text}"
+    );
+    assert!(text.contains("transfer cost E(A,B): "), "{text}");
+    // A check copies nothing: no copy statistics.
+    assert!(!text.contains("copied") && !text.contains("skipped"), "{text}");
     let colored = r.render_text(true);
     assert!(colored.contains("\x1b["), "colour on request");
 
@@ -666,6 +672,11 @@ async fn text_and_markdown_renderings_name_paths_kinds_and_digests() {
         "{md}"
     );
     assert!(md.contains("| extra | `stray.txt` |"), "{md}");
+    assert!(
+        md.contains("| inconsistency C(A,B) | 50.0% of shards differ"),
+        "{md}"
+    );
+    assert!(!md.contains("copied"), "{md}");
     assert!(md.contains(&format!("| source | `{}` |", env.url("a"))), "{md}");
 }
 

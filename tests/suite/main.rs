@@ -13,6 +13,7 @@ mod aws_profiles;
 mod azure;
 mod check;
 mod cli;
+mod cli_output;
 mod control_faults;
 mod destination_full;
 mod events;

@@ -9,7 +9,11 @@ use crate::harness::{shardsync, Run};
 /// The one error line of a failed run (retries before it are warnings of their own): exit 2.
 fn the_error_line(r: &Run, what: &str) -> String {
     assert_eq!(r.code, Some(2), "{what}: {r:?}");
-    let lines: Vec<&str> = r.stderr.lines().filter(|l| !l.contains(" WARN ")).collect();
+    let lines: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| !l.contains(" WARN ") && !l.starts_with("warning: "))
+        .collect();
     assert_eq!(lines.len(), 1, "{what}: one line: {}", r.stderr);
     let line = lines[0].to_string();
     assert!(line.starts_with("shardsync: error: "), "{what}: {line}");
