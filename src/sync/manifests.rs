@@ -66,7 +66,7 @@ pub(super) async fn retract_overwritten(
     let mut interim = Manifest::new(dst.url.clone(), keep)?;
     // The kept entries' source stats still hold (a stat of a dropped path finds no entry).
     interim.copied_from = stored.manifest.copied_from.clone();
-    Ok(Some(commit::commit(dst, &interim, &expected).await?))
+    Ok(Some(commit::commit_interim(dst, &interim, stored).await?))
 }
 
 /// The manifests the copies justify.

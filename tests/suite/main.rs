@@ -13,6 +13,7 @@ mod aws_profiles;
 mod azure;
 mod check;
 mod cli;
+mod compact_manifest;
 mod control_faults;
 mod destination_full;
 mod events;
