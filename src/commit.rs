@@ -26,7 +26,8 @@ use crate::error::{Error, Result};
 use crate::layout::{probe_rel, MANIFEST_KEY};
 use crate::listing::{list_dataset, ObjectStat};
 use crate::manifest::build::entry_matches_stat;
-use crate::manifest::Manifest;
+use crate::manifest::compact::StoredBody;
+use crate::manifest::{Manifest, StoredManifest};
 use crate::retry::{retry, RetryPolicy};
 use crate::store::Dataset;
 
@@ -115,13 +116,85 @@ pub type Expected = Option<UpdateVersion>;
 
 /// Write `manifest` as the destination's manifest if the current one is still `expected`.
 /// Returns the version written, to chain a later commit on.
+///
+/// A compact manifest's body is written first, under a key of its own; only the head is
+/// written conditionally. After the commit, the body of the head it replaced is deleted; a
+/// refused commit deletes its own body.
 pub async fn commit(dst: &Dataset, manifest: &Manifest, expected: &Expected) -> Result<UpdateVersion> {
+    let encoded = crate::manifest::encode_for(dst, manifest)?;
+    commit_encoded(dst, manifest, encoded, expected).await
+}
+
+/// The interim commit: `interim` is the stored manifest less the entries about to be
+/// overwritten. Over a compact manifest this dataset read, only a head is written, naming the
+/// stored body and the paths it no longer claims, so an overwriting sync writes one full
+/// manifest (the final one), not two.
+pub async fn commit_interim(
+    dst: &Dataset,
+    interim: &Manifest,
+    stored: &StoredManifest,
+) -> Result<UpdateVersion> {
+    let expected = Some(stored.version.clone());
+    match crate::manifest::encode_retraction(dst, stored, interim) {
+        Some(encoded) => commit_encoded(dst, interim, encoded, &expected).await,
+        None => commit(dst, interim, &expected).await,
+    }
+}
+
+async fn commit_encoded(
+    dst: &Dataset,
+    manifest: &Manifest,
+    encoded: crate::manifest::Encoded,
+    expected: &Expected,
+) -> Result<UpdateVersion> {
     let policy = RetryPolicy::control_plane();
-    let body = manifest.to_payload();
-    retry(&policy, "commit manifest", |_| {
-        commit_once(dst, manifest, body.clone(), expected)
+    crate::manifest::put_body(dst, &encoded).await?;
+    let head = encoded.head;
+    let result = retry(&policy, "commit manifest", |_| {
+        commit_once(dst, manifest, head.clone(), expected)
     })
-    .await
+    .await;
+    collect_bodies(
+        dst,
+        encoded.body,
+        encoded.new_body.is_some(),
+        expected,
+        result.as_ref().ok(),
+    )
+    .await;
+    result
+}
+
+/// After a commit: delete the bodies no head names any more (the replaced head's, or a new
+/// one of ours when the commit was refused or an identical manifest won), and remember ours.
+async fn collect_bodies(
+    dst: &Dataset,
+    ours: Option<StoredBody>,
+    ours_is_new: bool,
+    expected: &Expected,
+    written: Option<&UpdateVersion>,
+) {
+    use crate::manifest::{delete_body, known_body, remember_body};
+    let Some(written) = written else {
+        if let Some(ours) = ours.filter(|_| ours_is_new) {
+            delete_body(dst, &ours.body.key).await;
+        }
+        return;
+    };
+    match (known_body(dst, written), ours) {
+        (Some(current), Some(ours)) if current.body.key != ours.body.key => {
+            if ours_is_new {
+                delete_body(dst, &ours.body.key).await;
+            }
+        }
+        (_, Some(ours)) => remember_body(dst, written, ours),
+        (_, None) => {}
+    }
+    let now = known_body(dst, written).map(|k| k.body.key);
+    let replaced = expected.as_ref().and_then(|v| known_body(dst, v));
+    if let Some(old) = replaced.filter(|old| Some(&old.body.key) != now.as_ref()) {
+        delete_body(dst, &old.body.key).await;
+    }
 }
 
 async fn commit_once(

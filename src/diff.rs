@@ -6,6 +6,7 @@
 //! object that was rewritten out of band, or landed by a sync that was killed before its
 //! commit, is `Unproven` until [`crate::verify`] proves or disproves it.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
@@ -183,6 +184,20 @@ pub struct PlanCounts {
     pub copied_in_place: usize,
 }
 
+impl PlanCounts {
+    /// Count one more path in `state`.
+    pub fn add(&mut self, state: State) {
+        match state {
+            State::New => self.new += 1,
+            State::Changed => self.changed += 1,
+            State::Missing => self.missing += 1,
+            State::Extra => self.extra += 1,
+            State::Same => self.same += 1,
+            State::Unproven => self.unproven += 1,
+        }
+    }
+}
+
 impl Plan {
     /// The plan as the JSON document `diff --format json` prints (and the Python `Plan` mirrors):
     /// both URLs, the counts per state, the bytes to transfer (and their estimated cost, when
@@ -233,14 +248,7 @@ impl Plan {
     pub fn counts(&self) -> PlanCounts {
         let mut c = PlanCounts::default();
         for i in &self.items {
-            match i.state {
-                State::New => c.new += 1,
-                State::Changed => c.changed += 1,
-                State::Missing => c.missing += 1,
-                State::Extra => c.extra += 1,
-                State::Same => c.same += 1,
-                State::Unproven => c.unproven += 1,
-            }
+            c.add(i.state);
             match &i.origin {
                 Some(o) if o.renamed => c.renamed += 1,
                 Some(_) => c.copied_in_place += 1,
@@ -299,36 +307,82 @@ impl Plan {
 /// cloning every stat and entry was most of the diff's time. Trusted manifest entries are cloned
 /// (the caller keeps the manifest), and each item's `path` is a copy of its stat's path.
 pub fn diff(src: Vec<SourceObject>, dst_manifest: Option<&Manifest>, dst_listing: Vec<ObjectStat>) -> Plan {
-    let mut entries = EntryCursor {
-        entries: dst_manifest.map_or(&[], |m| m.shards.as_slice()),
-        at: 0,
-    };
     let mut items = Vec::with_capacity(src.len().max(dst_listing.len()));
+    let entries = dst_manifest.map_or(&[][..], |m| m.shards.as_slice());
+    diff_each(src, entries.iter().map(Cow::Borrowed), dst_listing, |item| {
+        items.push(item)
+    });
+    Plan {
+        items,
+        ..Plan::default()
+    }
+}
+
+/// What differs between two sides, without the paths that are the same: see [`diff_changes`].
+#[derive(Debug, Clone, Default)]
+pub struct Changes {
+    /// Every path not in state [`State::Same`], sorted.
+    pub items: Vec<PlanItem>,
+    /// How many paths are in each state, `same` included.
+    pub counts: PlanCounts,
+}
+
+/// [`diff`] over streams, keeping only what differs: memory grows with the changes, not with
+/// the dataset, when the inputs are read as they are consumed (a compact manifest's body read
+/// batch by batch, [`crate::manifest::compact::BodyReader`]). Each input sorted by path.
+pub fn diff_changes<'a>(
+    src: impl IntoIterator<Item = SourceObject>,
+    dst_entries: impl IntoIterator<Item = Cow<'a, ShardEntry>>,
+    dst_listing: impl IntoIterator<Item = ObjectStat>,
+) -> Changes {
+    let mut changes = Changes::default();
+    diff_each(src, dst_entries, dst_listing, |item| {
+        changes.counts.add(item.state);
+        if item.state != State::Same {
+            changes.items.push(item);
+        }
+    });
+    changes
+}
+
+/// The one merge pass behind [`diff`] and [`diff_changes`]: source objects against the
+/// destination's listing, each listed path looked up in the destination's entries as the pass
+/// goes; every path's item goes to `emit`, in path order.
+pub fn diff_each<'a>(
+    src: impl IntoIterator<Item = SourceObject>,
+    dst_entries: impl IntoIterator<Item = Cow<'a, ShardEntry>>,
+    dst_listing: impl IntoIterator<Item = ObjectStat>,
+    mut emit: impl FnMut(PlanItem),
+) {
+    let mut entries = EntryCursor {
+        entries: dst_entries.into_iter().fuse(),
+        next: None,
+    };
     let (mut src, mut dst) = (src.into_iter(), dst_listing.into_iter());
     let (mut s_next, mut d_next) = (src.next(), dst.next());
     loop {
         match (s_next.take(), d_next.take()) {
             (None, None) => break,
             (Some(s), None) => {
-                items.push(src_only(s, &mut entries));
+                emit(src_only(s, &mut entries));
                 s_next = src.next();
             }
             (None, Some(d)) => {
-                items.push(dst_only(d, &mut entries));
+                emit(dst_only(d, &mut entries));
                 d_next = dst.next();
             }
             (Some(s), Some(d)) => match s.stat.path.cmp(&d.path) {
                 Ordering::Less => {
-                    items.push(src_only(s, &mut entries));
+                    emit(src_only(s, &mut entries));
                     (s_next, d_next) = (src.next(), Some(d));
                 }
                 Ordering::Greater => {
-                    items.push(dst_only(d, &mut entries));
+                    emit(dst_only(d, &mut entries));
                     (s_next, d_next) = (Some(s), dst.next());
                 }
                 Ordering::Equal => {
                     let trusted = entries.trusted(&d);
-                    items.push(PlanItem {
+                    emit(PlanItem {
                         path: d.path.clone(),
                         state: compare(&s, &d, trusted.as_ref()),
                         src: Some(s),
@@ -341,36 +395,45 @@ pub fn diff(src: Vec<SourceObject>, dst_manifest: Option<&Manifest>, dst_listing
             },
         }
     }
-    Plan {
-        items,
-        ..Plan::default()
-    }
 }
 
 /// The destination manifest's entries, looked up by paths that come in sorted order: one
-/// forward pass over the whole diff.
-struct EntryCursor<'a> {
-    entries: &'a [ShardEntry],
-    at: usize,
+/// forward pass over the whole diff. Entries are cloned only when trusted (and then only if
+/// borrowed).
+struct EntryCursor<'a, I: Iterator<Item = Cow<'a, ShardEntry>>> {
+    entries: I,
+    next: Option<Cow<'a, ShardEntry>>,
 }
 
-impl<'a> EntryCursor<'a> {
-    fn find(&mut self, path: &str) -> Option<&'a ShardEntry> {
-        while self.at < self.entries.len() && self.entries[self.at].path.as_str() < path {
-            self.at += 1;
+impl<'a, I: Iterator<Item = Cow<'a, ShardEntry>>> EntryCursor<'a, I> {
+    /// The entry at `path`, if there is one; entries before it are passed over for good.
+    fn find(&mut self, path: &str) -> Option<&ShardEntry> {
+        loop {
+            match &self.next {
+                Some(e) if e.path.as_str() >= path => break,
+                _ => {}
+            }
+            self.next = Some(self.entries.next()?);
         }
-        self.entries.get(self.at).filter(|e| e.path == path)
+        self.next.as_deref().filter(|e| e.path == path)
     }
 
     /// The entry for a listed object, when it still describes that object.
     fn trusted(&mut self, listed: &ObjectStat) -> Option<ShardEntry> {
-        self.find(&listed.path)
-            .filter(|e| entry_matches_stat(e, listed))
-            .cloned()
+        if !self
+            .find(&listed.path)
+            .is_some_and(|e| entry_matches_stat(e, listed))
+        {
+            return None;
+        }
+        self.next.take().map(Cow::into_owned)
     }
 }
 
-fn src_only(s: SourceObject, entries: &mut EntryCursor) -> PlanItem {
+fn src_only<'a, I: Iterator<Item = Cow<'a, ShardEntry>>>(
+    s: SourceObject,
+    entries: &mut EntryCursor<'a, I>,
+) -> PlanItem {
     let in_manifest = entries.find(&s.stat.path).is_some();
     PlanItem {
         path: s.stat.path.clone(),
@@ -382,7 +445,10 @@ fn src_only(s: SourceObject, entries: &mut EntryCursor) -> PlanItem {
     }
 }
 
-fn dst_only(d: ObjectStat, entries: &mut EntryCursor) -> PlanItem {
+fn dst_only<'a, I: Iterator<Item = Cow<'a, ShardEntry>>>(
+    d: ObjectStat,
+    entries: &mut EntryCursor<'a, I>,
+) -> PlanItem {
     PlanItem {
         path: d.path.clone(),
         state: State::Extra,
@@ -478,5 +544,33 @@ mod tests {
             ]
         );
         assert!(!plan.is_clean());
+
+        // The streaming form finds the same states and keeps only what differs.
+        let src: Vec<_> = src_stats
+            .iter()
+            .map(|s| SourceObject {
+                stat: s.clone(),
+                entry: Some(entry(s, 'a')),
+            })
+            .collect();
+        let changes = diff_changes(
+            src,
+            m.shards.clone().into_iter().map(Cow::Owned),
+            dst_list_again(),
+        );
+        let streamed: Vec<_> = changes.items.iter().map(|i| (i.path.as_str(), i.state)).collect();
+        let differing: Vec<_> = got.iter().copied().filter(|(_, s)| *s != State::Same).collect();
+        assert_eq!(streamed, differing);
+        assert_eq!(changes.counts, plan.counts());
+    }
+
+    fn dst_list_again() -> Vec<ObjectStat> {
+        vec![
+            stat("changed", 10, "d1"),
+            stat("extra", 5, "d2"),
+            stat("resized", 11, "d4"),
+            stat("rewritten", 10, "d5-new"),
+            stat("same", 10, "d6"),
+        ]
     }
 }

@@ -87,6 +87,10 @@ pub(crate) struct Probed {
     pub(crate) validates_checksums: tokio::sync::OnceCell<bool>,
     /// Whether shard PUTs go through [`Dataset::crc_puts`] (the server refuses a wrong CRC64NVME).
     pub(crate) validates_crc64nvme: tokio::sync::OnceCell<bool>,
+    /// The compact manifest body each head version read or written here names, so the commit
+    /// that replaces a head can delete its body.
+    pub(crate) bodies:
+        std::sync::Mutex<std::collections::HashMap<String, crate::manifest::compact::StoredBody>>,
 }
 
 /// A dataset root in an object store.
@@ -104,6 +108,11 @@ pub struct Dataset {
     pub capabilities: Capabilities,
     /// Where the dataset lives, to refuse syncs between nested datasets (`None`: unknown).
     pub scope: Option<crate::safety::Scope>,
+    /// Manifests of at least this many entries are stored compact: a small JSON head and a
+    /// Parquet body ([`crate::manifest::compact`]). Smaller ones stay one readable JSON
+    /// document. Defaults to [`crate::manifest::COMPACT_FROM_DEFAULT`], or the environment's
+    /// `SHARDSYNC_COMPACT_MANIFEST_FROM`; `0` stores every manifest compact.
+    pub compact_manifest_from: usize,
     /// A twin of `store` whose PUTs carry a deliberately wrong SHA-256 request checksum, to ask
     /// the server whether it validates checksums (`None`: not an S3 server we need to ask).
     pub(crate) checksum_probe: Option<Arc<dyn ObjectStore>>,
@@ -190,6 +199,7 @@ impl Dataset {
             scope,
             checksum_probe: opened.checksum_probe,
             probed: Arc::default(),
+            compact_manifest_from: crate::manifest::compact::compact_from_env(),
             local: None,
             s3_control: opened.s3_control,
             crc_puts: opened.crc_puts,
@@ -227,6 +237,7 @@ impl Dataset {
             scope: None,
             checksum_probe: None,
             probed: Arc::default(),
+            compact_manifest_from: crate::manifest::compact::compact_from_env(),
             local: None,
             s3_control: None,
             crc_puts: None,
@@ -563,6 +574,7 @@ fn open_local(parsed: &url::Url, display: String, opts: &OpenOptions) -> Result<
         scope,
         checksum_probe: None,
         probed: Arc::default(),
+        compact_manifest_from: crate::manifest::compact::compact_from_env(),
         local: Some(folder),
         s3_control: None,
         crc_puts: None,

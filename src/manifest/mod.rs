@@ -1,4 +1,9 @@
-//! The manifest: one JSON document that names a dataset version.
+//! The manifest: the document that names a dataset version.
+//!
+//! Stored as one JSON document (`_shardsync/manifest.json`, format v1) for datasets below
+//! [`Dataset::compact_manifest_from`] entries, where a person can read it; above, as a small
+//! JSON head in the same place and a Parquet body beside it ([`compact`]). Either reads back as
+//! the same [`Manifest`]; v1 documents written by any version still read.
 //!
 //! It lists every object under the dataset root (except `_shardsync/`) with its size and
 //! SHA-256; Parquet shards also carry rows, row groups and a schema fingerprint. `mtime` and
@@ -10,11 +15,13 @@
 //! other code sees it: hostile paths, bad hashes, absurd sizes and duplicates are refused by name.
 
 pub mod build;
+pub mod compact;
 
 pub use build::{build_manifest, BuildOptions, BuildOutcome};
+pub use compact::{COMPACT_FROM_DEFAULT, FORMAT_COMPACT};
 
 use chrono::{DateTime, Utc};
-use object_store::{GetOptions, ObjectStore, PutMode, PutOptions, PutPayload, UpdateVersion};
+use object_store::{GetOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -491,18 +498,38 @@ pub struct StoredManifest {
     pub version: UpdateVersion,
 }
 
-/// Read a dataset's manifest; `Ok(None)` when it has none.
+/// Read a dataset's manifest; `Ok(None)` when it has none. A compact manifest's head is
+/// followed to its body.
 pub async fn load(ds: &Dataset) -> Result<Option<StoredManifest>> {
     let policy = crate::retry::RetryPolicy::control_plane();
-    crate::retry::retry(&policy, "read manifest", |_| load_once(ds)).await
+    let mut gone = String::new();
+    // A commit that replaced the head between our two reads deletes the body we were about to
+    // read: read the head again (a body that stays missing is an error naming it).
+    for _ in 0..3 {
+        match crate::retry::retry(&policy, "read manifest", |_| load_once(ds)).await? {
+            Loaded::Manifest(m) => return Ok(m.map(|m| *m)),
+            Loaded::BodyGone(location) => gone = location,
+        }
+    }
+    Err(Error::InvalidManifest {
+        location: gone,
+        reason: "missing: the manifest head names this body but the store does not hold it".into(),
+    })
 }
 
-async fn load_once(ds: &Dataset) -> Result<Option<StoredManifest>> {
+/// What one read of a manifest found.
+enum Loaded {
+    Manifest(Option<Box<StoredManifest>>),
+    /// The head names a body the store does not hold (its URL).
+    BodyGone(String),
+}
+
+async fn load_once(ds: &Dataset) -> Result<Loaded> {
     let key = ds.manifest_key();
     let location = ds.manifest_location();
     let res = match ds.store.get_opts(&key, GetOptions::default()).await {
         Ok(r) => r,
-        Err(object_store::Error::NotFound { .. }) => return Ok(None),
+        Err(object_store::Error::NotFound { .. }) => return Ok(Loaded::Manifest(None)),
         Err(e) => return Err(Error::store(MANIFEST_KEY, "read manifest", e)),
     };
     if res.meta.size > MAX_MANIFEST_BYTES {
@@ -522,6 +549,21 @@ async fn load_once(ds: &Dataset) -> Result<Option<StoredManifest>> {
         .bytes()
         .await
         .map_err(|e| Error::store(MANIFEST_KEY, "read manifest", e))?;
+    if compact::is_head(&bytes) {
+        let head = compact::decode_head(&bytes, &location)?;
+        let known = compact::StoredBody {
+            body: head.body.clone(),
+            retracted: head.retracted.clone(),
+        };
+        let Some(manifest) = load_body(ds, head).await? else {
+            return Ok(Loaded::BodyGone(format!("{}/{}", ds.url, known.body.key)));
+        };
+        remember_body(ds, &version, known);
+        return Ok(Loaded::Manifest(Some(Box::new(StoredManifest {
+            manifest,
+            version,
+        }))));
+    }
     // A manifest of a million entries takes a second of CPU to parse and validate: not on an
     // async worker, where it would stall every copy in flight.
     let manifest = tokio::task::spawn_blocking(move || Manifest::from_json(&bytes, &location))
@@ -530,19 +572,193 @@ async fn load_once(ds: &Dataset) -> Result<Option<StoredManifest>> {
             location: MANIFEST_KEY.into(),
             reason: format!("parsing stopped: {e}"),
         })??;
-    Ok(Some(StoredManifest { manifest, version }))
+    Ok(Loaded::Manifest(Some(Box::new(StoredManifest {
+        manifest,
+        version,
+    }))))
 }
 
-/// Write a manifest unconditionally (atomic on every backend: a single PUT or a rename).
+/// Read and validate a compact manifest's body; `Ok(None)` when the store does not hold it.
+async fn load_body(ds: &Dataset, head: compact::Head) -> Result<Option<Manifest>> {
+    let location = format!("{}/{}", ds.url, head.body.key);
+    let res = match ds
+        .store
+        .get_opts(&ds.key(&head.body.key), GetOptions::default())
+        .await
+    {
+        Ok(r) => r,
+        Err(object_store::Error::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(Error::store(head.body.key.clone(), "read manifest body", e)),
+    };
+    if res.meta.size > compact::MAX_BODY_BYTES {
+        return Err(Error::InvalidManifest {
+            location,
+            reason: format!(
+                "{} bytes, larger than the {}-byte bound",
+                res.meta.size,
+                compact::MAX_BODY_BYTES
+            ),
+        });
+    }
+    let bytes = res
+        .bytes()
+        .await
+        .map_err(|e| Error::store(head.body.key.clone(), "read manifest body", e))?;
+    let manifest = tokio::task::spawn_blocking(move || {
+        let body = compact::decode_body(bytes, &location)?;
+        Manifest::from_compact(head, body, &location)
+    })
+    .await
+    .map_err(|e| Error::InvalidManifest {
+        location: MANIFEST_KEY.into(),
+        reason: format!("parsing stopped: {e}"),
+    })??;
+    Ok(Some(manifest))
+}
+
+/// A manifest encoded for a dataset's store: the document `manifest.json` gets (a v1 manifest
+/// or a compact head) and, for a compact manifest, the body to write first.
+pub(crate) struct Encoded {
+    /// What `_shardsync/manifest.json` gets.
+    pub(crate) head: PutPayload,
+    /// The body the head names (new, or already stored), and what the head retracts of it.
+    pub(crate) body: Option<compact::StoredBody>,
+    /// The body's bytes, when it is new and must be written first.
+    pub(crate) new_body: Option<PutPayload>,
+}
+
+/// Encode `m` as `ds` stores it: compact from [`Dataset::compact_manifest_from`] entries on.
+pub(crate) fn encode_for(ds: &Dataset, m: &Manifest) -> Result<Encoded> {
+    if m.shards.len() < ds.compact_manifest_from {
+        return Ok(Encoded {
+            head: m.to_payload(),
+            body: None,
+            new_body: None,
+        });
+    }
+    let body = off_async(|| compact::encode_body(m))?;
+    let body_ref = compact::BodyRef {
+        key: compact::new_body_key(&m.digest),
+        bytes: body.len() as u64,
+        entries: m.shards.len() as u64,
+    };
+    Ok(Encoded {
+        head: PutPayload::from(compact::encode_head(m, &body_ref)),
+        body: Some(compact::StoredBody {
+            body: body_ref,
+            retracted: Vec::new(),
+        }),
+        new_body: Some(PutPayload::from(body)),
+    })
+}
+
+/// Encode `interim` (the stored manifest at `stored` less some entries) as a head over the
+/// body already stored, when this dataset knows that body: only the paths it no longer claims
+/// are written. `None` when the stored manifest is not a known compact one.
+pub(crate) fn encode_retraction(
+    ds: &Dataset,
+    stored: &StoredManifest,
+    interim: &Manifest,
+) -> Option<Encoded> {
+    let known = known_body(ds, &stored.version)?;
+    // Everything the body holds that the interim does not claim, sorted.
+    let mut retracted: Vec<String> = known.retracted.clone();
+    retracted.extend(
+        stored
+            .manifest
+            .shards
+            .iter()
+            .filter(|e| interim.get(&e.path).is_none())
+            .map(|e| e.path.clone()),
+    );
+    retracted.sort();
+    retracted.dedup();
+    let head = compact::encode_retracting_head(interim, &known.body, &retracted);
+    Some(Encoded {
+        head: PutPayload::from(head),
+        body: Some(compact::StoredBody {
+            body: known.body,
+            retracted,
+        }),
+        new_body: None,
+    })
+}
+
+/// Write a compact manifest's new body, if it has one (a fresh key: nothing else writes it).
+pub(crate) async fn put_body(ds: &Dataset, encoded: &Encoded) -> Result<()> {
+    let (Some(known), Some(bytes)) = (&encoded.body, &encoded.new_body) else {
+        return Ok(());
+    };
+    let key = &known.body.key;
+    let policy = crate::retry::RetryPolicy::control_plane();
+    crate::retry::retry(&policy, "write manifest body", |_| async {
+        ds.store
+            .put_opts(&ds.key(key), bytes.clone(), PutOptions::from(PutMode::Overwrite))
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::store(key.clone(), "write manifest body", e))
+    })
+    .await
+}
+
+fn version_id(v: &UpdateVersion) -> Option<String> {
+    (v.e_tag.is_some() || v.version.is_some()).then(|| format!("{:?}|{:?}", v.e_tag, v.version))
+}
+
+/// Remember which body the head at `version` names (and which of its entries it retracts), so
+/// the commit that replaces that head can delete the body, or retract more of it.
+pub(crate) fn remember_body(ds: &Dataset, version: &UpdateVersion, body: compact::StoredBody) {
+    if let (Some(id), Ok(mut map)) = (version_id(version), ds.probed.bodies.lock()) {
+        map.insert(id, body);
+    }
+}
+
+/// The body the head at `version` names, when this dataset read or wrote that head.
+pub(crate) fn known_body(ds: &Dataset, version: &UpdateVersion) -> Option<compact::StoredBody> {
+    let id = version_id(version)?;
+    ds.probed.bodies.lock().ok()?.get(&id).cloned()
+}
+
+/// Delete a body no head names any more. Best effort: a leftover body costs only space.
+pub(crate) async fn delete_body(ds: &Dataset, key: &str) {
+    if compact::is_body_key(key) {
+        if let Err(e) = ds.store.delete(&ds.key(key)).await {
+            tracing::debug!("could not delete the old manifest body {key}: {e}");
+        }
+    }
+}
+
+/// Write a manifest unconditionally (atomic on every backend: a single PUT or a rename). A
+/// compact body is written first; the body the replaced head named is then deleted.
 pub async fn save(ds: &Dataset, m: &Manifest) -> Result<()> {
-    ds.store
-        .put_opts(
-            &ds.manifest_key(),
-            m.to_payload(),
-            PutOptions::from(PutMode::Overwrite),
-        )
+    let enc = encode_for(ds, m)?;
+    let previous = match ds.store.head(&ds.manifest_key()).await {
+        Ok(meta) => known_body(
+            ds,
+            &UpdateVersion {
+                e_tag: meta.e_tag,
+                version: meta.version,
+            },
+        ),
+        Err(_) => None,
+    };
+    put_body(ds, &enc).await?;
+    let written = ds
+        .store
+        .put_opts(&ds.manifest_key(), enc.head, PutOptions::from(PutMode::Overwrite))
         .await
         .map_err(|e| Error::store(MANIFEST_KEY, "write manifest", e))?;
+    let ours = enc.body.as_ref().map(|b| b.body.key.clone());
+    if let Some(known) = enc.body {
+        let version = UpdateVersion {
+            e_tag: written.e_tag,
+            version: written.version,
+        };
+        remember_body(ds, &version, known);
+    }
+    if let Some(old) = previous.filter(|old| Some(&old.body.key) != ours.as_ref()) {
+        delete_body(ds, &old.body.key).await;
+    }
     Ok(())
 }
 

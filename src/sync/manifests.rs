@@ -67,7 +67,7 @@ pub(super) async fn retract_overwritten(
     // The kept entries' source stats still hold (a stat of a dropped path finds no entry).
     interim.copied_from = stored.manifest.copied_from.clone();
     interim.filter = plan.filter.clone();
-    Ok(Some(commit::commit(dst, &interim, &expected).await?))
+    Ok(Some(commit::commit_interim(dst, &interim, stored).await?))
 }
 
 /// The manifests the copies justify.

@@ -146,14 +146,24 @@ impl Rig {
             Some(&m.digest),
             "{b:?} {what}: the manifest the sync says it committed is the stored one"
         );
-        let leftovers: Vec<String> = all_keys(&self.dst_direct)
-            .await
-            .into_iter()
+        let keys = all_keys(&self.dst_direct).await;
+        let leftovers: Vec<&String> = keys
+            .iter()
             .filter(|k| k.contains("_shardsync/") && !k.ends_with("_shardsync/manifest.json"))
+            .filter(|k| !k.contains("_shardsync/manifests/"))
             .collect();
         assert!(
             leftovers.is_empty(),
             "{b:?} {what}: lease or probe left behind: {leftovers:?}"
+        );
+        // A compact manifest's body; never a second one.
+        let bodies: Vec<&String> = keys
+            .iter()
+            .filter(|k| k.contains("_shardsync/manifests/"))
+            .collect();
+        assert!(
+            bodies.len() <= 1,
+            "{b:?} {what}: manifest bodies left behind: {bodies:?}"
         );
         let checked = check(&self.src, &self.dst_direct, &CheckOptions::default())
             .await

@@ -14,6 +14,7 @@ mod azure;
 mod check;
 mod cli;
 mod cli_output;
+mod compact_manifest;
 mod control_faults;
 mod destination_full;
 mod events;
