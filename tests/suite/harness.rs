@@ -172,6 +172,8 @@ pub struct Meter {
     pub ranged_gets: Mutex<Vec<String>>,
     /// Bytes handed out by GET streams so far.
     pub bytes_read: AtomicU64,
+    /// Of those, bytes of dataset objects (shardsync's own `_shardsync/` files excluded).
+    pub shard_bytes_read: AtomicU64,
     /// Bytes of multipart parts whose upload finished.
     pub bytes_parts_done: AtomicU64,
     /// Bytes of multipart parts currently being uploaded, and the peak of that.
@@ -480,6 +482,7 @@ impl ObjectStore for InstrumentedStore {
         let (meta, range, attributes) = (res.meta.clone(), res.range.clone(), res.attributes.clone());
         let meter = self.meter.clone();
         let chunk = self.chunk;
+        let of_dataset = !location.as_ref().contains("_shardsync/");
         let stream = res
             .into_stream()
             .flat_map(move |r| {
@@ -498,6 +501,9 @@ impl ObjectStore for InstrumentedStore {
             .inspect(move |r| {
                 if let Ok(b) = r {
                     meter.bytes_read.fetch_add(b.len() as u64, Ordering::SeqCst);
+                    if of_dataset {
+                        meter.shard_bytes_read.fetch_add(b.len() as u64, Ordering::SeqCst);
+                    }
                     meter.sample_buffered();
                 }
             })
