@@ -37,7 +37,7 @@ trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 start() {
   local name=$1 out port
   rm -rf "$work/$name"; mkdir -p "$work/$name/data"
-  out=$(mktemp); "$bin/examples/s3-server" --root "$work/$name" --port 0 >"$out" & pids+=($!)
+  out=$(mktemp); "$bin/examples/s3-server" --root "$work/$name" --port 0 --access-key k --secret-key s >"$out" & pids+=($!)
   until grep -q listening "$out"; do sleep 0.1; done
   port=$(sed -n 's/.*127.0.0.1:\([0-9]*\).*/\1/p' "$out")
   out=$(mktemp)
@@ -48,6 +48,7 @@ start() {
 }
 start src; start a; start b
 config="$work/config.toml"
+: >"$config"
 for n in src a b; do
   p=PORT_$n
   cat >>"$config" <<EOF
