@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::events::Events;
 use crate::hash::Hashed;
 use crate::store::Dataset;
-use crate::transfer::{check, read_whole, sha_attributes, CopyJob, Reading, TransferOptions};
+use crate::transfer::{check, read_whole, sha_attributes, wait_for_room, CopyJob, Reading, TransferOptions};
 
 /// One destination of a fanned-out copy.
 pub(crate) struct Target<'a> {
@@ -151,16 +151,14 @@ async fn feed(
             let piece = chunk.split_to(chunk.len().min(opts.part_size));
             for slot in uploads.iter_mut() {
                 let Ok(writer) = slot else { continue };
-                let room = tokio::select! {
-                    r = writer.wait_for_capacity(opts.parts_in_flight.max(1)) => r,
-                    _ = opts.cancel.cancelled() => return Err(Error::Interrupted),
-                };
-                if let Err(e) = room {
-                    if let Ok(w) = std::mem::replace(slot, Err(Error::store(path, "upload part", e))) {
-                        let _ = w.abort().await;
+                match wait_for_room(writer, opts, path).await {
+                    Ok(()) => writer.put(piece.clone()),
+                    Err(Error::Interrupted) => return Err(Error::Interrupted),
+                    Err(e) => {
+                        if let Ok(w) = std::mem::replace(slot, Err(e)) {
+                            let _ = w.abort().await;
+                        }
                     }
-                } else if let Ok(writer) = slot {
-                    writer.put(piece.clone());
                 }
             }
         }

@@ -576,16 +576,26 @@ async fn stream_parts(
     while let Some(mut chunk) = read.next(path, &opts.cancel).await? {
         while !chunk.is_empty() {
             let piece = chunk.split_to(chunk.len().min(opts.part_size));
-            tokio::select! {
-                r = writer.wait_for_capacity(opts.parts_in_flight.max(1)) => {
-                    r.map_err(|e| Error::store(path, "upload part", e))?
-                }
-                _ = opts.cancel.cancelled() => return Err(Error::Interrupted),
-            }
+            wait_for_room(writer, opts, path).await?;
             writer.put(piece);
         }
     }
     Ok(())
+}
+
+/// Wait until `writer` may take one more part (no more than `parts_in_flight` uploading):
+/// [`Error::Interrupted`] on a cancel, the upload's failure as a store error.
+pub(crate) async fn wait_for_room(
+    writer: &mut WriteMultipart,
+    opts: &TransferOptions,
+    path: &str,
+) -> Result<()> {
+    tokio::select! {
+        r = writer.wait_for_capacity(opts.parts_in_flight.max(1)) => {
+            r.map_err(|e| Error::store(path, "upload part", e))
+        }
+        _ = opts.cancel.cancelled() => Err(Error::Interrupted),
+    }
 }
 
 /// The next chunk of a source stream, or [`Error::Interrupted`] as soon as `cancel` fires.

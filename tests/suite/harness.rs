@@ -725,3 +725,29 @@ pub async fn sync_incomplete(
         Err(e) => panic!("sync {} -> {}: {e}", src.url, dst.url),
     }
 }
+
+/// The destination holds exactly the source's objects (paths and bytes) and its committed
+/// manifest names them with the source's hashes.
+pub async fn assert_identical(src: &Dataset, dst: &Dataset, what: &str) {
+    let (s, d) = (
+        crate::backends::snapshot(src).await,
+        crate::backends::snapshot(dst).await,
+    );
+    let names = |v: &[(String, bytes::Bytes)]| v.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&s), names(&d), "{what}: destination paths");
+    assert!(s == d, "{what}: destination bytes differ from the source");
+    let m = assert_manifest_holds(dst, what)
+        .await
+        .expect("destination manifest");
+    let mut listed = Vec::new();
+    for e in &m.shards {
+        listed.push((e.path.clone(), sha256(&crate::backends::get(src, &e.path).await)));
+    }
+    let claimed: Vec<_> = m
+        .shards
+        .iter()
+        .map(|e| (e.path.clone(), e.sha256.clone()))
+        .collect();
+    assert_eq!(claimed, listed, "{what}: destination manifest vs source bytes");
+    assert_eq!(m.shards.len(), s.len(), "{what}: manifest entries");
+}

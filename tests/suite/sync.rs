@@ -16,8 +16,8 @@ use shardsync::{Dataset, Error, Manifest};
 
 use crate::backends::{delete, get, put, snapshot, write_demo, Backend, Env, BUCKET};
 use crate::harness::{
-    assert_manifest_holds, blob_parquet, committed, noise, paths, sha256, try_get, InstrumentedStore, Meter,
-    MIB,
+    assert_identical, assert_manifest_holds, blob_parquet, committed, noise, paths, sha256, try_get,
+    InstrumentedStore, Meter, MIB,
 };
 
 /// Build and save the source manifest, as `manifest build` would.
@@ -42,29 +42,6 @@ async fn sync_ok(src: &Dataset, dst: &Dataset, opts: &SyncOptions) -> SyncOutcom
     sync(src, dst, opts)
         .await
         .unwrap_or_else(|e| panic!("sync {} -> {}: {e}", src.url, dst.url))
-}
-
-/// The destination holds exactly the source's objects (paths and bytes) and its committed
-/// manifest names them with the source's hashes.
-async fn assert_identical(src: &Dataset, dst: &Dataset, what: &str) {
-    let (s, d) = (snapshot(src).await, snapshot(dst).await);
-    let names = |v: &[(String, bytes::Bytes)]| v.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>();
-    assert_eq!(names(&s), names(&d), "{what}: destination paths");
-    assert!(s == d, "{what}: destination bytes differ from the source");
-    let m = assert_manifest_holds(dst, what)
-        .await
-        .expect("destination manifest");
-    let mut listed = Vec::new();
-    for e in &m.shards {
-        listed.push((e.path.clone(), sha256(&get(src, &e.path).await)));
-    }
-    let claimed: Vec<_> = m
-        .shards
-        .iter()
-        .map(|e| (e.path.clone(), e.sha256.clone()))
-        .collect();
-    assert_eq!(claimed, listed, "{what}: destination manifest vs source bytes");
-    assert_eq!(m.shards.len(), s.len(), "{what}: manifest entries");
 }
 
 /// A manifest with the same entries but a different SHA-256 claimed for `path`: its stat still
