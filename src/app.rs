@@ -351,7 +351,7 @@ pub fn egress_price(src_arg: &str, flag: Option<f64>) -> Option<f64> {
 }
 
 /// `--report FILE`: the report as JSON, or as Markdown when FILE ends in `.md`.
-fn write_report(path: &Path, report: &Report) -> Result<()> {
+pub(crate) fn write_report(path: &Path, report: &Report) -> Result<()> {
     if is_markdown(path) {
         write_file(path, &report.render_markdown())
     } else {

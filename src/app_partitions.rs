@@ -2,16 +2,13 @@
 //! library does the work (`shardsync::sync::{freeze_plan, sync_partition, commit_plan}`);
 //! these print what it did and choose the exit code.
 
-use std::io::IsTerminal;
-use std::path::Path;
-
-use anyhow::{Context, Result};
+use anyhow::Result;
 use shardsync::report::Report;
 use shardsync::sync::{commit_plan, freeze_plan, sync_partition, PartitionSpec, SyncOptions};
 use shardsync::Dataset;
 
 use crate::bars::Bars;
-use crate::cli::{CommitArgs, PlanArgs};
+use crate::cli::{CommitArgs, Format, PlanArgs, ReportOpts};
 
 /// `shardsync plan`: freeze the plan, print its ID (the last line of stdout, for scripts).
 pub async fn plan(src: &Dataset, dst: &Dataset, a: &PlanArgs, progress: Bars, quiet: bool) -> Result<u8> {
@@ -69,9 +66,18 @@ pub async fn sync_one_partition(
     partition: Option<&str>,
     opts: &SyncOptions,
     bars: &Bars,
-    report_path: Option<&Path>,
-    json: bool,
+    output: &ReportOpts,
+    quiet: bool,
 ) -> Result<u8> {
+    let text = output.format() == Format::Text;
+    let show = |report: &Report| -> Result<()> {
+        match &output.report {
+            // Quiet: the report file is still written; stdout stays quiet.
+            Some(p) if quiet && text => crate::app::write_report(p, report),
+            None if quiet && text => Ok(()),
+            _ => crate::app::emit(report, output),
+        }
+    };
     let spec = match partition {
         Some(p) => p.to_string(),
         // No --partition: the scheduler's index, and the plan's count.
@@ -87,7 +93,7 @@ pub async fn sync_one_partition(
     let report = match result {
         Ok(o) => o.report,
         Err(shardsync::Error::Incomplete { outcome }) => {
-            write_and_print(&outcome.report, report_path, json)?;
+            show(&outcome.report)?;
             let r = &outcome.report;
             if r.interrupted {
                 eprintln!(
@@ -113,8 +119,8 @@ pub async fn sync_one_partition(
         }
         Err(e) => return Err(e.into()),
     };
-    write_and_print(&report, report_path, json)?;
-    if !json {
+    show(&report)?;
+    if text && !quiet {
         eprintln!(
             "partition {}/{} of plan {id}: receipt written ({} copied, {} already there)",
             spec.index, spec.count, report.shards_copied, report.shards_skipped
@@ -146,17 +152,4 @@ pub async fn commit(src: &Dataset, dst: &Dataset, a: &CommitArgs, progress: Bars
         );
     }
     Ok(0)
-}
-
-fn write_and_print(report: &Report, path: Option<&Path>, json: bool) -> Result<()> {
-    if let Some(p) = path {
-        std::fs::write(p, report.to_json() + "\n")
-            .with_context(|| format!("writing report {}", p.display()))?;
-    }
-    if json {
-        println!("{}", report.to_json());
-    } else {
-        print!("{}", report.render_text(std::io::stdout().is_terminal()));
-    }
-    Ok(())
 }

@@ -693,7 +693,7 @@ mod examples {
     pub const SYNC: &str = "Examples:
   shardsync sync s3://us-east/tokenized/v7 s3://eu-west/tokenized/v7
   shardsync sync ./data s3://bucket/data --delete --report sync-report.json --stats 10s
-  shardsync sync east:v7 west:v7 --dry-run --format markdown";
+  shardsync sync east:v7 west:v7 apac:v7 --dry-run --format markdown   # fan-out: source read once";
     pub const CHECK: &str = "Examples:
   shardsync check s3://us-east/tokenized/v7 s3://eu-west/tokenized/v7
   shardsync check ./a ./b --deep --format markdown --report check.md";

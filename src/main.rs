@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use bars::Bars;
 use clap::{CommandFactory, Parser};
-use cli::{Cli, Command, Format, ManifestCommand, PairOpts};
+use cli::{Cli, Command, ManifestCommand, PairOpts};
 use shardsync::{Dataset, OpenOptions};
 
 mod app;
@@ -103,11 +103,9 @@ async fn run(cli: Cli) -> Result<u8> {
             let opts = app::sync_options(&a, bars.clone())?;
             app::cancel_on_signal(opts.cancel.clone(), bars.clone());
             if let Some(id) = &a.plan {
-                let report = a.output.report.as_deref();
-                let json = a.output.format() == Format::Json;
                 let partition = a.partition.as_deref();
                 return app_partitions::sync_one_partition(
-                    &src, &dst, id, partition, &opts, &bars, report, json,
+                    &src, &dst, id, partition, &opts, &bars, &a.output, quiet,
                 )
                 .await;
             }
