@@ -49,11 +49,12 @@ def test_a_callback_that_raises_keyboard_interrupt_stops_the_sync(tmp_path: Path
 def test_ctrl_c_on_the_main_thread_cancels_the_sync(tmp_path: Path) -> None:
     src, dst = tmp_path / "src", tmp_path / "dst"
     write_files(src, 1500, size=1024)
-    started = threading.Event()
+    started, pressed = threading.Event(), threading.Event()
 
     def press_ctrl_c() -> None:
         started.wait(60)
         _thread.interrupt_main()  # what SIGINT does: the main thread sees it at its next check
+        pressed.set()
 
     presser = threading.Thread(target=press_ctrl_c)
     presser.start()
@@ -61,6 +62,9 @@ def test_ctrl_c_on_the_main_thread_cancels_the_sync(tmp_path: Path) -> None:
     def on_event(event: shardsync.ProgressEvent) -> None:
         if event.kind == "stage_started" and event.stage == "copying":
             started.set()
+            # Wait (without the GIL) until the other thread has pressed Ctrl-C: on a busy
+            # machine it might otherwise not run before the whole sync is done.
+            pressed.wait(60)
 
     try:
         with pytest.raises(KeyboardInterrupt) as caught:
