@@ -68,7 +68,10 @@ def test_ctrl_c_on_the_main_thread_cancels_the_sync(tmp_path: Path) -> None:
 
     try:
         with pytest.raises(KeyboardInterrupt) as caught:
-            shardsync.sync(str(src), str(dst), jobs=1, progress=on_event)
+            # At 256 KiB/s the copies take about 6 s: Ctrl-C always lands while they run.
+            shardsync.sync(
+                str(src), str(dst), jobs=1, progress=on_event, bwlimit=256 * 1024, bwlimit_burst=16 * 1024
+            )
     finally:
         presser.join()
     err = caught.value
