@@ -4,6 +4,7 @@ claimed, and the same call finishes the job."""
 from __future__ import annotations
 
 import _thread
+import signal
 import threading
 from pathlib import Path
 
@@ -56,6 +57,9 @@ def test_ctrl_c_on_the_main_thread_cancels_the_sync(tmp_path: Path) -> None:
         _thread.interrupt_main()  # what SIGINT does: the main thread sees it at its next check
         pressed.set()
 
+    # A process started in the background (`cmd &` in a script) inherits SIGINT ignored, and then
+    # interrupt_main() does nothing: handle it as an interactive Python does.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     presser = threading.Thread(target=press_ctrl_c)
     presser.start()
 
@@ -74,6 +78,7 @@ def test_ctrl_c_on_the_main_thread_cancels_the_sync(tmp_path: Path) -> None:
             )
     finally:
         presser.join()
+        signal.signal(signal.SIGINT, previous)
     err = caught.value
     assert isinstance(err, shardsync.Interrupted)
     assert err.report is not None and err.report.interrupted
