@@ -33,7 +33,7 @@ if ! { [ -f /run/munge/munged.pid ] && kill -0 "$(cat /run/munge/munged.pid)" 2>
   chown munge:munge /etc/munge/munge.key && chmod 400 /etc/munge/munge.key
   install -d -o munge -g munge /run/munge /var/lib/munge /var/log/munge
   runuser -u munge -- /usr/sbin/munged
-  sleep 1
+  for _ in $(seq 1 30); do [ -s /run/munge/munged.pid ] && break; sleep 1; done
   started+=("$(cat /run/munge/munged.pid)")
 fi
 
@@ -66,9 +66,11 @@ PartitionName=local Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 CONF
 export SLURM_CONF="$work/slurm.conf"
 slurmctld
+# The daemon writes its pid file once it has forked: wait for it.
+for _ in $(seq 1 60); do [ -s "$work/slurmctld.pid" ] && break; sleep 1; done
 started+=("$(cat "$work/slurmctld.pid")")
 slurmd
-for _ in $(seq 1 60); do [ -f "$work/slurmd.pid" ] && break; sleep 1; done
+for _ in $(seq 1 60); do [ -s "$work/slurmd.pid" ] && break; sleep 1; done
 started+=("$(cat "$work/slurmd.pid")")
 for _ in $(seq 1 60); do
   sinfo -h -o %T 2>/dev/null | grep -qE '^(idle|mixed|allocated)' && break
